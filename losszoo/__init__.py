@@ -1,0 +1,29 @@
+"""losszoo: a pluggable zoo of deep-metric-learning losses with a fair comparison harness.
+
+    >>> import losszoo
+    >>> loss = losszoo.create_loss("normsoftmax", embedding_dim=512, num_classes=100)
+    >>> losszoo.list_losses("*softmax*")
+    ['normsoftmax']
+"""
+
+from losszoo.losses import (
+    LossSpec,
+    MetricLoss,
+    NormSoftmax,
+    create_loss,
+    get_loss_spec,
+    list_losses,
+    register_loss,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LossSpec",
+    "MetricLoss",
+    "NormSoftmax",
+    "create_loss",
+    "get_loss_spec",
+    "list_losses",
+    "register_loss",
+]

@@ -1,0 +1,24 @@
+"""The losses of the zoo. Importing this package registers every built-in loss."""
+
+from losszoo.losses.base import MetricLoss, check_inputs
+from losszoo.losses.normsoftmax import NormSoftmax
+from losszoo.losses.registry import (
+    LOSSES,
+    LossSpec,
+    create_loss,
+    get_loss_spec,
+    list_losses,
+    register_loss,
+)
+
+__all__ = [
+    "LOSSES",
+    "LossSpec",
+    "MetricLoss",
+    "NormSoftmax",
+    "check_inputs",
+    "create_loss",
+    "get_loss_spec",
+    "list_losses",
+    "register_loss",
+]

@@ -1,0 +1,66 @@
+"""The one interface every loss shares: ``loss(embeddings[B, D], labels[B]) -> scalar``."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def check_inputs(
+    embeddings: Tensor,
+    labels: Tensor,
+    *,
+    embedding_dim: int | None = None,
+    num_classes: int | None = None,
+) -> None:
+    """Raise a clear ``TypeError``/``ValueError`` for inputs no loss can make sense of."""
+    if not isinstance(embeddings, Tensor) or not isinstance(labels, Tensor):
+        raise TypeError("embeddings and labels must be torch.Tensors")
+    if not embeddings.is_floating_point():
+        raise TypeError(f"embeddings must be floating point, got {embeddings.dtype}")
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be an integer tensor, got {labels.dtype}")
+    if embeddings.dim() != 2:
+        raise ValueError(f"embeddings must be 2-D [batch, dim], got shape {tuple(embeddings.shape)}")
+    if labels.dim() != 1 or labels.shape[0] != embeddings.shape[0]:
+        raise ValueError(
+            f"labels must be 1-D with one label per embedding: embeddings {tuple(embeddings.shape)}, "
+            f"labels {tuple(labels.shape)}"
+        )
+    if embeddings.shape[0] == 0:
+        raise ValueError("empty batch")
+    if embedding_dim is not None and embeddings.shape[1] != embedding_dim:
+        raise ValueError(
+            f"embedding dim {embeddings.shape[1]} does not match the loss's embedding_dim {embedding_dim}"
+        )
+    if not torch.isfinite(embeddings).all():
+        raise ValueError("embeddings contain NaN or inf")
+    if num_classes is not None and ((labels < 0).any() or (labels >= num_classes).any()):
+        raise ValueError(
+            f"labels must lie in [0, {num_classes}); got min {int(labels.min())}, max {int(labels.max())}"
+        )
+
+
+class MetricLoss(nn.Module):
+    """Base class: validates the inputs, then calls :meth:`compute`.
+
+    Subclasses set ``embedding_dim`` / ``num_classes`` when they own class weights, so inputs
+    are checked against them, and implement :meth:`compute` as their paper's equation.
+    """
+
+    embedding_dim: int | None = None
+    num_classes: int | None = None
+
+    def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        check_inputs(
+            embeddings, labels, embedding_dim=self.embedding_dim, num_classes=self.num_classes
+        )
+        return self.compute(embeddings, labels.to(embeddings.device))
+
+    def compute(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    @property
+    def sparse_gradients(self) -> bool:
+        """Whether some parameter gets sparse gradients (then it needs weight_decay=0 in SGD)."""
+        return False

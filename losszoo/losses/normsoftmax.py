@@ -1,0 +1,57 @@
+"""Normalized softmax (Zhai & Wu, "Classification is a Strong Baseline for Deep Metric Learning",
+BMVC 2019, eq. 1):
+
+    L = -log( exp(x^T p_y / T) / sum_{z in Z} exp(x^T p_z / T) ),
+
+with x and every class weight p_z L2-normalized, no bias, temperature T = 0.05.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from losszoo.losses.base import MetricLoss
+from losszoo.losses.proxies import ClassWeights, cosine_logits
+from losszoo.losses.registry import register_loss
+
+
+@register_loss("normsoftmax", sampler="class_balanced", tags=("classification", "proxy"))
+class NormSoftmax(MetricLoss):
+    """Normalized softmax loss with temperature and optional class subsampling.
+
+    Args:
+        embedding_dim: D, the embedding width.
+        num_classes: C, the number of training classes (one weight row each).
+        temperature: T in eq. 1 (paper: 0.05).
+        class_subsample: r in (0, 1]. While training, the softmax runs over the batch's classes
+            plus random others, ``ceil(r * C)`` in all (Sec. 4.5); r = 1 uses every class.
+            Subsampling gives the class weights sparse gradients.
+    """
+
+    def __init__(
+        self,
+        embedding_dim: int,
+        num_classes: int,
+        temperature: float = 0.05,
+        class_subsample: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if not 0 < class_subsample <= 1:
+            raise ValueError(f"class_subsample must lie in (0, 1], got {class_subsample}")
+        self.embedding_dim, self.num_classes = embedding_dim, num_classes
+        self.temperature = temperature
+        self.class_subsample = class_subsample
+        self.proxies = ClassWeights(num_classes, embedding_dim)
+
+    def compute(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        ratio = self.class_subsample if self.training else 1.0
+        weights, targets = self.proxies.select(labels, ratio)
+        logits = cosine_logits(embeddings, weights) / self.temperature
+        return F.cross_entropy(logits, targets)
+
+    @property
+    def sparse_gradients(self) -> bool:
+        return self.class_subsample < 1.0

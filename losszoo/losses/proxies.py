@@ -1,0 +1,68 @@
+"""Class weights ("proxies") for the classification and proxy losses, shared by all of them."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class ClassWeights(nn.Module):
+    """One learnable D-dimensional weight (proxy) per class, W in R^{C x D}, no bias.
+
+    ``select`` implements the class subsampling of Zhai & Wu (2019), Sec. 4.5: the softmax
+    runs over the classes present in the batch plus random other classes, ``ceil(r * C)``
+    in all, with labels remapped to rows of the returned weights. Its cost (and, through a
+    sparse gradient, its memory) scales with the number of sampled classes, not with C.
+    """
+
+    def __init__(self, num_classes: int, embedding_dim: int) -> None:
+        super().__init__()
+        if num_classes < 1 or embedding_dim < 1:
+            raise ValueError(f"num_classes and embedding_dim must be >= 1, got {num_classes}, {embedding_dim}")
+        self.weight = nn.Parameter(torch.empty(num_classes, embedding_dim))
+        # Same init as nn.Linear's weight: uniform(-1/sqrt(D), 1/sqrt(D)).
+        bound = 1.0 / math.sqrt(embedding_dim)
+        nn.init.uniform_(self.weight, -bound, bound)
+
+    @property
+    def num_classes(self) -> int:
+        return self.weight.shape[0]
+
+    def select(self, labels: Tensor, ratio: float) -> tuple[Tensor, Tensor]:
+        """Return (weights of the sampled classes [K, D], labels remapped into [0, K))."""
+        if ratio >= 1.0:
+            return self.weight, labels
+        present, remapped = torch.unique(labels, return_inverse=True)
+        target = max(math.ceil(ratio * self.num_classes), present.numel())
+        others = sample_other_classes(present, target - present.numel(), self.num_classes)
+        rows = torch.cat([present, others])
+        return F.embedding(rows, self.weight, sparse=True), remapped
+
+
+def sample_other_classes(present: Tensor, count: int, num_classes: int) -> Tensor:
+    """``count`` distinct class indices drawn uniformly from those not in ``present``.
+
+    Rejection sampling keeps the cost proportional to ``count`` when it is small against
+    ``num_classes``; past half of the classes a full permutation is cheaper.
+    """
+    device = present.device
+    if count <= 0:
+        return torch.empty(0, dtype=torch.long, device=device)
+    taken = torch.zeros(0, dtype=torch.long, device=device)
+    if 2 * (count + present.numel()) > num_classes:
+        perm = torch.randperm(num_classes, device=device)
+        keep = ~torch.isin(perm, present)
+        return perm[keep][:count]
+    while taken.numel() < count:
+        draw = torch.randint(num_classes, (2 * (count - taken.numel()) + 16,), device=device)
+        draw = torch.unique(torch.cat([taken, draw[~torch.isin(draw, present)]]))
+        taken = draw[torch.randperm(draw.numel(), device=device)]
+    return taken[:count]
+
+
+def cosine_logits(embeddings: Tensor, weights: Tensor) -> Tensor:
+    """cos(theta_j) = normalize(x) . normalize(w_j), shape [B, C]."""
+    return F.normalize(embeddings, dim=1) @ F.normalize(weights, dim=1).T

@@ -1,0 +1,129 @@
+"""Named registries: one small mechanism behind losses, samplers, backbones and datasets.
+
+A :class:`Registry` maps lowercase names (and aliases) to entries, lists them with fnmatch
+patterns, suggests close names for typos, and can pull extra entries from a Python entry-point
+group the first time it is read (how third-party packages add losses, in the style of timm's
+``@register_model`` and torchvision's ``get_model``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import fnmatch
+import re
+import warnings
+from collections.abc import Iterator
+from importlib.metadata import entry_points
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_.\-]*(:[a-z0-9_.\-]+)?$")
+
+
+def check_name(name: str, kind: str = "name") -> str:
+    """Return ``name`` if it is a valid registry name (lowercase, starts with a letter)."""
+    if not isinstance(name, str) or not _NAME_PATTERN.match(name):
+        raise ValueError(
+            f"invalid {kind} {name!r}: use lowercase letters, digits, '_', '-', '.', "
+            "starting with a letter (e.g. 'normsoftmax')"
+        )
+    return name
+
+
+class Registry(Generic[T]):
+    """A name -> entry table with aliases, fnmatch listing and lazy entry-point plugins.
+
+    ``entry_point_group`` names a group whose entry points are imported once, on first read;
+    importing a plugin module is expected to register its entries (a decorator runs). A plugin
+    that fails to import is reported with a warning naming it and otherwise ignored.
+    """
+
+    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+        self.kind = kind
+        self.entry_point_group = entry_point_group
+        self._entries: dict[str, T] = {}
+        self._aliases: dict[str, str] = {}
+        self._plugins_loaded = entry_point_group is None
+
+    # -- writing ------------------------------------------------------------------------------
+    def add(self, name: str, entry: T, aliases: tuple[str, ...] = ()) -> T:
+        for key in (name, *aliases):
+            check_name(key, f"{self.kind} name")
+            if key in self._entries or key in self._aliases:
+                raise ValueError(f"{self.kind} {key!r} is already registered")
+        if len(set(aliases)) != len(aliases) or name in aliases:
+            raise ValueError(f"duplicate aliases for {self.kind} {name!r}: {aliases}")
+        self._entries[name] = entry
+        for alias in aliases:
+            self._aliases[alias] = name
+        return entry
+
+    def remove(self, name: str) -> None:
+        canonical = self.canonical(name)
+        del self._entries[canonical]
+        for alias in [a for a, target in self._aliases.items() if target == canonical]:
+            del self._aliases[alias]
+
+    @contextlib.contextmanager
+    def scoped(self) -> Iterator[Registry[T]]:
+        """Undo every registration made inside the block (for tests and notebooks)."""
+        self._load_plugins()
+        entries, aliases = dict(self._entries), dict(self._aliases)
+        try:
+            yield self
+        finally:
+            self._entries, self._aliases = entries, aliases
+
+    # -- reading ------------------------------------------------------------------------------
+    def canonical(self, name: str) -> str:
+        """Resolve an alias to its canonical name; raise ``KeyError`` with suggestions."""
+        self._load_plugins()
+        key = name.lower() if isinstance(name, str) else name
+        if key in self._entries:
+            return key
+        if key in self._aliases:
+            return self._aliases[key]
+        known = sorted([*self._entries, *self._aliases])
+        close = difflib.get_close_matches(str(key), known, n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise KeyError(f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(known)}")
+
+    def get(self, name: str) -> T:
+        return self._entries[self.canonical(name)]
+
+    def names(self, pattern: str = "*") -> list[str]:
+        """Canonical names matching the fnmatch ``pattern``, sorted."""
+        self._load_plugins()
+        return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern.lower()))
+
+    def aliases(self) -> dict[str, str]:
+        self._load_plugins()
+        return dict(self._aliases)
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            self.canonical(name)  # type: ignore[arg-type]
+        except KeyError:
+            return False
+        return True
+
+    # -- plugins ------------------------------------------------------------------------------
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True  # set first: a plugin's own registration reads the registry
+        for ep in entry_points(group=self.entry_point_group):
+            try:
+                loaded = ep.load()
+                if callable(loaded) and not isinstance(loaded, type):
+                    loaded()  # a `register()` hook function
+            except Exception as exc:  # a broken plugin must never break the zoo
+                warnings.warn(
+                    f"losszoo: could not load {self.kind} plugin {ep.name!r} ({ep.value}) "
+                    f"from entry-point group {self.entry_point_group!r}: {exc!r}",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+
