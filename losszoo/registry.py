@@ -47,6 +47,11 @@ class Registry(Generic[T]):
         self._aliases: dict[str, str] = {}
         self._plugins_loaded = entry_point_group is None
 
+    def reload_plugins(self) -> None:
+        """Read the entry-point group again (after installing a plugin in a running process)."""
+        self._plugins_loaded = self.entry_point_group is None
+        self._load_plugins()
+
     # -- writing ------------------------------------------------------------------------------
     def add(self, name: str, entry: T, aliases: tuple[str, ...] = ()) -> T:
         for key in (name, *aliases):
@@ -70,11 +75,11 @@ class Registry(Generic[T]):
     def scoped(self) -> Iterator[Registry[T]]:
         """Undo every registration made inside the block (for tests and notebooks)."""
         self._load_plugins()
-        entries, aliases = dict(self._entries), dict(self._aliases)
+        saved = dict(self._entries), dict(self._aliases), self._plugins_loaded
         try:
             yield self
         finally:
-            self._entries, self._aliases = entries, aliases
+            self._entries, self._aliases, self._plugins_loaded = saved
 
     # -- reading ------------------------------------------------------------------------------
     def canonical(self, name: str) -> str:
