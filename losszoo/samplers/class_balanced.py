@@ -56,7 +56,7 @@ class ClassBalancedSampler(LabelBatchSampler):
                 f"({self.samples_per_class}) for C x S class-balanced batches"
             )
         self.classes_per_batch = self.batch_size // self.samples_per_class
-        self._class_of_grouped = np.repeat(np.arange(self.num_classes), self.class_counts)
+        self._class_keys = np.repeat(np.arange(self.num_classes, dtype=np.int64) << 32, self.class_counts)
         self.eligible_classes = np.flatnonzero(self.class_counts >= self.min_class_size)
         if len(self.eligible_classes) < self.classes_per_batch:
             sized = f" with >= {self.min_class_size} items" if self.min_class_size > 1 else ""
@@ -77,9 +77,10 @@ class ClassBalancedSampler(LabelBatchSampler):
         run_lengths = np.diff(np.r_[first_of_run, len(drawn)])
         occurrence = np.empty_like(drawn)
         occurrence[by_class] = np.arange(len(drawn)) - np.repeat(first_of_run, run_lengths)
-        # Shuffle every class's images at once: sort by (class, random key).
-        random_keys = rng.random(len(self.labels))
-        shuffled = self.grouped_indices[np.lexsort((random_keys, self._class_of_grouped))]
+        # Shuffle every class's images at once: sort by (class, random 32-bit key), packed into
+        # one int64 (a single integer argsort is ~30x faster than np.lexsort here).
+        random_keys = rng.integers(0, 1 << 32, len(self.labels), dtype=np.int64)
+        shuffled = self.grouped_indices[np.argsort(self._class_keys | random_keys, kind="stable")]
         counts = self.class_counts[drawn][:, None]
         positions = (occurrence[:, None] * per_class + np.arange(per_class)) % counts
         batches = shuffled[self.class_starts[drawn][:, None] + positions]
