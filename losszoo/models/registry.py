@@ -1,0 +1,113 @@
+"""The backbone registry: ``@register_backbone``, ``list_backbones``, ``build_backbone``.
+
+A backbone factory takes ``pretrained`` and returns a :class:`Backbone`: a module mapping
+images ``[B, C, H, W]`` to pooled features ``[B, F]``, with ``F`` and the :class:`InputSpec`.
+Besides the registered names, ``"timm:<model>"`` builds any timm model (when timm is installed).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from losszoo.models.input_spec import InputSpec
+from losszoo.registry import Registry
+
+ENTRY_POINT_GROUP = "losszoo.backbones"
+TIMM_PREFIX = "timm:"
+TIMM_PATTERN_ENTRY = "timm:<name>"
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A built feature extractor.
+
+    Attributes:
+        module: maps images ``[B, C, H, W]`` to globally pooled features ``[B, feature_dim]``.
+        feature_dim: F, the width of the pooled features.
+        input_spec: the preprocessing the module expects.
+        pretrained: whether pretrained weights were loaded into ``module``.
+    """
+
+    module: nn.Module
+    feature_dim: int
+    input_spec: InputSpec
+    pretrained: bool
+
+
+BackboneFactory = Callable[[bool], Backbone]
+
+BACKBONES: Registry[BackboneFactory] = Registry("backbone", entry_point_group=ENTRY_POINT_GROUP)
+
+
+def register_backbone(
+    name: str, *, aliases: tuple[str, ...] = ()
+) -> Callable[[BackboneFactory], BackboneFactory]:
+    """Decorator adding a backbone factory ``factory(pretrained: bool) -> Backbone``.
+
+    Example::
+
+        @register_backbone("tiny")
+        def tiny(pretrained: bool) -> Backbone:
+            return Backbone(nn.Sequential(...), 32, InputSpec(1, 28, 28, (0.5,), (0.5,)), False)
+    """
+
+    def wrap(factory: BackboneFactory) -> BackboneFactory:
+        if not callable(factory):
+            raise TypeError(f"@register_backbone({name!r}) must decorate a callable")
+        for key in (name, *aliases):
+            if isinstance(key, str) and key.startswith(TIMM_PREFIX):
+                raise ValueError(
+                    f"backbone names starting with {TIMM_PREFIX!r} are reserved for timm"
+                )
+        BACKBONES.add(name, factory, aliases=tuple(aliases))
+        return factory
+
+    return wrap
+
+
+def timm_available() -> bool:
+    return importlib.util.find_spec("timm") is not None
+
+
+def list_backbones(pattern: str = "*") -> list[str]:
+    """Backbone names matching the fnmatch ``pattern``, sorted.
+
+    Any timm model can be used as ``"timm:<name>"``; it appears here as the single entry
+    ``"timm:<name>"`` when timm is installed. A pattern starting with ``"timm:"`` (e.g.
+    ``"timm:resnet*"``) lists the matching timm models instead.
+    """
+    if pattern.lower().startswith(TIMM_PREFIX):
+        if not timm_available():
+            return []
+        from losszoo.models.timm_backbones import list_timm_models
+
+        return [TIMM_PREFIX + name for name in list_timm_models(pattern[len(TIMM_PREFIX):])]
+    names = BACKBONES.names(pattern)
+    if timm_available() and fnmatch.fnmatchcase(TIMM_PATTERN_ENTRY, pattern.lower()):
+        names = sorted([*names, TIMM_PATTERN_ENTRY])
+    return names
+
+
+def build_backbone(name: str, *, pretrained: bool = True) -> Backbone:
+    """Build the backbone ``name`` (a registered name, an alias, or ``"timm:<model>"``)."""
+    if not isinstance(name, str):
+        raise TypeError(f"backbone name must be a string, got {type(name).__name__}")
+    if name.lower().startswith(TIMM_PREFIX):
+        from losszoo.models.timm_backbones import build_timm_backbone
+
+        return build_timm_backbone(name[len(TIMM_PREFIX):], pretrained=pretrained)
+    try:
+        factory = BACKBONES.get(name)
+    except KeyError as exc:
+        raise KeyError(f"{exc.args[0]}; or '{TIMM_PATTERN_ENTRY}' for any timm model") from None
+    backbone = factory(bool(pretrained))
+    if not isinstance(backbone, Backbone):
+        raise TypeError(
+            f"backbone factory {name!r} returned {type(backbone).__name__}, not a Backbone"
+        )
+    return backbone

@@ -1,0 +1,65 @@
+"""torchvision backbones: ResNet-18/34/50/101 (He et al. 2016) and GoogLeNet (Szegedy et al. 2015).
+
+Each keeps its global average pooling ("pool5") and drops the classifier, as Zhai & Wu do
+(Sec. 4.1: an embedding layer on the pool5 features of an ImageNet-pretrained network).
+Pretrained weights are torchvision's ``IMAGENET1K_V1`` for every net: the original ImageNet
+weights the paper used (resize 256, crop 224; 227 for GoogLeNet). ResNet-50/101 also have
+``IMAGENET1K_V2`` (a newer training recipe, resize 232), not used here.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from torch import nn
+
+from losszoo.models.input_spec import imagenet_input_spec
+from losszoo.models.pretrained import load_torchvision_weights
+from losszoo.models.registry import Backbone, register_backbone
+
+PAPER_WEIGHTS = "IMAGENET1K_V1"
+RESNET_DEPTHS = (18, 34, 50, 101)
+
+
+def _resnet(arch: str, pretrained: bool) -> Backbone:
+    from torchvision import models
+
+    net = models.get_model(arch, weights=None)
+    if pretrained:
+        weights = models.get_model_weights(arch)[PAPER_WEIGHTS]
+        net.load_state_dict(load_torchvision_weights(weights, arch))
+    feature_dim = net.fc.in_features
+    net.fc = nn.Identity()
+    return Backbone(net, feature_dim, imagenet_input_spec(224), pretrained)
+
+
+for _depth in RESNET_DEPTHS:
+    register_backbone(f"resnet{_depth}")(functools.partial(_resnet, f"resnet{_depth}"))
+
+
+@register_backbone("googlenet")
+def googlenet(pretrained: bool) -> Backbone:
+    """GoogLeNet (Inception v1) pool5 features, 1024 wide, on 227 x 227 crops (Sec. 4.1).
+
+    As torchvision's own builder does: with pretrained weights the auxiliary classifiers are
+    built to load the checkpoint and then removed, and ``transform_input=True`` maps
+    ImageNet-normalized input to the range those ported weights were trained on. Without
+    weights: no auxiliary heads, no input transform, torchvision's truncated-normal init
+    (passing ``init_weights`` explicitly silences its FutureWarning).
+    """
+    from torchvision import models
+
+    if pretrained:
+        net = models.googlenet(weights=None, aux_logits=True, transform_input=True,
+                               init_weights=False)
+        weights = models.GoogLeNet_Weights[PAPER_WEIGHTS]
+        net.load_state_dict(load_torchvision_weights(weights, "googlenet"))
+        net.aux_logits = False
+        net.aux1 = net.aux2 = None
+    else:
+        net = models.googlenet(weights=None, aux_logits=False, transform_input=False,
+                               init_weights=True)
+    feature_dim = net.fc.in_features
+    net.dropout = nn.Identity()  # the dropout sits between pool5 and the classifier
+    net.fc = nn.Identity()
+    return Backbone(net, feature_dim, imagenet_input_spec(227), pretrained)
