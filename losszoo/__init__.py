@@ -2,7 +2,7 @@
 
     >>> import losszoo
     >>> loss = losszoo.create_loss("normsoftmax", embedding_dim=512, num_classes=100)
-    >>> losszoo.list_losses("*softmax*")
+    >>> losszoo.list_losses("norm*")
     ['normsoftmax']
 """
 
