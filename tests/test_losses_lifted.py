@@ -17,6 +17,7 @@ from pytorch_metric_learning.distances import LpDistance
 from pytorch_metric_learning.losses import LiftedStructureLoss
 
 from losszoo import LiftedStructure, create_loss, get_loss_spec
+from losszoo.losses.functional import masked_logsumexp
 
 
 def reference_lifted(x: torch.Tensor, labels: torch.Tensor, alpha: float = 1.0) -> float:
@@ -110,3 +111,19 @@ def test_registered_with_paper_defaults():
     assert dict(spec.defaults) == {"alpha": 1.0, "normalize": False}
     assert not spec.needs_num_classes and not spec.needs_embedding_dim
     assert isinstance(create_loss("lifted", embedding_dim=8), LiftedStructure)
+
+
+def test_masked_logsumexp_matches_subsets_and_is_safe_on_empty_rows():
+    values = 50.0 * torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    mask = torch.rand(4, 6) < 0.5
+    mask[0] = False
+    mask[1, 0] = True
+    out = masked_logsumexp(values, mask, dim=1)
+    assert out[0].item() == float("-inf")
+    for row in range(1, 4):
+        if mask[row].any():
+            torch.testing.assert_close(out[row], torch.logsumexp(values[row][mask[row]], dim=0))
+        else:
+            assert out[row].item() == float("-inf")
+    (grad,) = torch.autograd.grad(out.clamp_min(-1e300).sum(), values)  # empty row 0 included
+    assert torch.isfinite(grad).all() and (grad[~mask] == 0).all()

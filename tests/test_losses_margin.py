@@ -103,7 +103,8 @@ def test_forward_is_the_term_on_the_sampled_triplets():
     value = loss(x, LABELS)
     torch.manual_seed(7)
     triplets = sample_distance_weighted_triplets(normalized_distances(x), LABELS, dim=DIM)
-    assert value.item() == pytest.approx(reference_margin(x, LABELS, triplets, loss.beta.tolist(), nu=0.1), rel=1e-12)
+    expected = reference_margin(x, LABELS, triplets, loss.beta.tolist(), nu=0.1)
+    assert value.item() == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize("nu", [0.0, 0.2])
@@ -212,7 +213,8 @@ def test_geometry_of_the_sampler_batch():
 def test_probabilities_match_the_formula_with_clip_and_cutoff():
     x = sampler_batch()
     probabilities = distance_weighted_probabilities(pairwise_distances(x), SAMPLER_LABELS, dim=SAMPLER_DIM)
-    torch.testing.assert_close(probabilities, reference_probabilities(x, SAMPLER_LABELS), rtol=1e-10, atol=1e-14)
+    expected = reference_probabilities(x, SAMPLER_LABELS)
+    torch.testing.assert_close(probabilities, expected, rtol=1e-10, atol=1e-14)
     row = probabilities[0]
     assert row[:2].sum() == 0  # never the anchor itself or its positive
     assert row[2] == row[3] == pytest.approx(row[2].item())  # 0.2 and 0.45 both clip to 0.5
@@ -226,8 +228,11 @@ def test_all_negatives_past_the_cutoff_fall_back_to_uniform_over_negatives():
     x = torch.eye(4, dtype=torch.float64)  # every distance is sqrt(2) > 1.4
     labels = torch.tensor([0, 0, 1, 2])
     probabilities = distance_weighted_probabilities(pairwise_distances(x), labels, dim=4)
-    expected = torch.tensor([[0, 0, 0.5, 0.5], [0, 0, 0.5, 0.5], [1 / 3] * 4, [1 / 3] * 4], dtype=torch.float64)
-    expected[2, 2] = expected[3, 3] = 0.0
+    third = 1 / 3
+    expected = torch.tensor(
+        [[0, 0, 0.5, 0.5], [0, 0, 0.5, 0.5], [third, third, 0, third], [third, third, third, 0]],
+        dtype=torch.float64,
+    )
     torch.testing.assert_close(probabilities, expected)
 
 
@@ -259,7 +264,8 @@ def assert_frequencies_match(counts: torch.Tensor, probabilities: torch.Tensor) 
     frequencies = counts / draws
     std = (probabilities * (1 - probabilities) / draws).sqrt()
     assert (counts[probabilities == 0] == 0).all()
-    assert ((frequencies - probabilities).abs() <= 5 * std + 2e-3).all(), (frequencies - probabilities).abs().max()
+    deviation = (frequencies - probabilities).abs()
+    assert (deviation <= 5 * std + 2e-3).all(), deviation.max()
 
 
 def test_sampled_negatives_follow_the_weights():

@@ -28,9 +28,9 @@ from losszoo.losses.registry import register_loss
 BETA_MODES = ("class", "global", "fixed")
 
 
-# lr_multiplier 1: the paper's text gives beta no learning rate of its own; the authors' code
-# steps beta with SGD (momentum 0.9, lr 0.1) on a gradient rescaled by 1/batch size, i.e. an
-# effective ~1e-3, the order of this harness's base SGD learning rate (1e-3 to 1e-2).
+# lr_multiplier 1 for beta: the authors' code steps beta with its own SGD (momentum 0.9, lr 0.1),
+# but on a gradient rescaled by 1/batch size (Gluon's trainer.step(batch_size)), an effective
+# ~1e-3, the order of this harness's base SGD learning rate (Zhai & Wu: 1e-3 to 1e-2).
 @register_loss("margin", sampler="class_balanced", lr_multiplier=1.0, tags=("pair", "sampling"))
 class Margin(MetricLoss):
     """Margin based loss on distance-weighted triplets.
@@ -72,7 +72,9 @@ class Margin(MetricLoss):
                 f"need 0 < cutoff < nonzero_loss_cutoff <= 2, got {cutoff}, {nonzero_loss_cutoff}"
             )
         if num_classes < 1 or embedding_dim < 1:
-            raise ValueError(f"embedding_dim and num_classes must be >= 1, got {embedding_dim}, {num_classes}")
+            raise ValueError(
+                f"embedding_dim and num_classes must be >= 1, got {embedding_dim}, {num_classes}"
+            )
         self.embedding_dim, self.num_classes = embedding_dim, num_classes
         self.alpha, self.nu, self.beta_mode = alpha, nu, beta_mode
         self.cutoff, self.nonzero_loss_cutoff = cutoff, nonzero_loss_cutoff
@@ -98,7 +100,10 @@ class Margin(MetricLoss):
     ) -> Tensor:
         """L over the given (anchor, positive, negative) index triplets and distance matrix."""
         anchors, positives, negatives = triplets
-        beta = self.beta[labels[anchors]] if self.beta_mode == "class" else self.beta.expand(anchors.shape[0])
+        if self.beta_mode == "class":
+            beta = self.beta[labels[anchors]]
+        else:
+            beta = self.beta.expand(anchors.shape[0])
         positive_terms = F.relu(distances[anchors, positives] - beta + self.alpha)
         negative_terms = F.relu(beta - distances[anchors, negatives] + self.alpha)
         total = positive_terms.sum() + negative_terms.sum()
