@@ -7,8 +7,11 @@
 """
 
 from losszoo.losses import (
+    LiftedStructure,
     LossSpec,
+    Margin,
     MetricLoss,
+    NPair,
     NormSoftmax,
     create_loss,
     get_loss_spec,
@@ -19,8 +22,11 @@ from losszoo.losses import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "LiftedStructure",
     "LossSpec",
+    "Margin",
     "MetricLoss",
+    "NPair",
     "NormSoftmax",
     "create_loss",
     "get_loss_spec",

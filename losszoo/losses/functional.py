@@ -36,3 +36,14 @@ def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     """Mean of ``values`` over ``mask``; 0 (with a gradient path) when the mask is empty."""
     count = mask.sum()
     return (values * mask).sum() / count.clamp_min(1)
+
+
+def masked_logsumexp(values: Tensor, mask: Tensor, dim: int = 1) -> Tensor:
+    """``log(sum(exp(values)))`` over the entries where ``mask`` holds, computed stably.
+
+    Slices with an empty mask give ``-inf`` (the log of an empty sum) with zero gradient
+    instead of NaN, so callers can drop them afterwards.
+    """
+    empty = ~mask.any(dim=dim, keepdim=True)
+    masked = values.masked_fill(~mask, float("-inf")).masked_fill(empty, 0.0)
+    return torch.logsumexp(masked, dim=dim).masked_fill(empty.squeeze(dim), float("-inf"))

@@ -1,0 +1,66 @@
+"""Multi-class N-pair loss (Sohn, "Improved Deep Metric Learning with Multi-class N-pair Loss
+Objective", NeurIPS 2016; the N-pair-mc objective), on N pairs (f_i, f_i^+) from N distinct classes:
+
+    L = 1/N sum_i log( 1 + sum_{j != i} exp(f_i^T f_j^+ - f_i^T f_i^+) )
+        + lambda/4 * ( 1/N sum_i ||f_i||^2 + 1/N sum_i ||f_i^+||^2 ),
+
+on unnormalized embeddings. The second line is the L2 penalty on the embeddings that Sohn
+uses instead of normalizing them, in the form of TensorFlow's reference
+``npairs_loss`` (``0.25 * reg_lambda * (mean ||f||^2 + mean ||f^+||^2)``, reg_lambda = 0.002):
+lambda/2 times the mean squared norm over the 2N paired embeddings.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from losszoo.losses.base import MetricLoss
+from losszoo.losses.registry import register_loss
+
+
+def npair_indices(labels: Tensor) -> tuple[Tensor, Tensor]:
+    """(anchor, positive) batch indices: the first two occurrences of each class seen >= 2 times.
+
+    Pairs come in increasing label order; later samples of a class are ignored.
+    """
+    order = torch.argsort(labels, stable=True)
+    _, counts = torch.unique_consecutive(labels[order], return_counts=True)
+    starts = torch.cumsum(counts, dim=0) - counts
+    starts = starts[counts >= 2]
+    return order[starts], order[starts + 1]
+
+
+@register_loss("npair", sampler="npair", tags=("pair",))
+class NPair(MetricLoss):
+    """Multi-class N-pair loss with Sohn's L2 embedding penalty.
+
+    The batch should hold N classes x 2 samples (the ``npair`` sampler), but any batch works:
+    each class with >= 2 samples contributes one pair (its first two samples, see
+    :func:`npair_indices`), other samples are ignored. With fewer than two pairs there is no
+    negative (f_j^+ of another class) and the whole loss, penalty included, is 0 with a
+    gradient path.
+
+    Args:
+        l2_reg: lambda of the L2 penalty (0.002 as in the reference implementation; 0 disables it).
+    """
+
+    def __init__(self, l2_reg: float = 0.002) -> None:
+        super().__init__()
+        if l2_reg < 0:
+            raise ValueError(f"l2_reg must be >= 0, got {l2_reg}")
+        self.l2_reg = l2_reg
+
+    def compute(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        anchor_idx, positive_idx = npair_indices(labels)
+        if anchor_idx.numel() < 2:
+            return embeddings.sum() * 0.0
+        anchors, positives = embeddings[anchor_idx], embeddings[positive_idx]
+        # Row i of the logits is (f_i^T f_j^+)_j; cross entropy with target i is exactly
+        # log(1 + sum_{j != i} exp(f_i^T f_j^+ - f_i^T f_i^+)).
+        logits = anchors @ positives.T
+        targets = torch.arange(logits.shape[0], device=logits.device)
+        npair_term = F.cross_entropy(logits, targets)
+        squared_norms = anchors.square().sum(dim=1).mean() + positives.square().sum(dim=1).mean()
+        return npair_term + 0.25 * self.l2_reg * squared_norms
