@@ -7,9 +7,13 @@
 """
 
 from losszoo.losses import (
+    Contrastive,
+    CosFace,
     LossSpec,
     MetricLoss,
     NormSoftmax,
+    ProxyNCA,
+    Triplet,
     create_loss,
     get_loss_spec,
     list_losses,
@@ -19,9 +23,13 @@ from losszoo.losses import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Contrastive",
+    "CosFace",
     "LossSpec",
     "MetricLoss",
     "NormSoftmax",
+    "ProxyNCA",
+    "Triplet",
     "create_loss",
     "get_loss_spec",
     "list_losses",

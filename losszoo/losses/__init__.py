@@ -1,7 +1,10 @@
 """The losses of the zoo. Importing this package registers every built-in loss."""
 
 from losszoo.losses.base import MetricLoss, check_inputs
+from losszoo.losses.contrastive import Contrastive
+from losszoo.losses.cosface import CosFace
 from losszoo.losses.normsoftmax import NormSoftmax
+from losszoo.losses.proxynca import ProxyNCA
 from losszoo.losses.registry import (
     LOSSES,
     LossSpec,
@@ -10,12 +13,17 @@ from losszoo.losses.registry import (
     list_losses,
     register_loss,
 )
+from losszoo.losses.triplet import Triplet
 
 __all__ = [
     "LOSSES",
+    "Contrastive",
+    "CosFace",
     "LossSpec",
     "MetricLoss",
     "NormSoftmax",
+    "ProxyNCA",
+    "Triplet",
     "check_inputs",
     "create_loss",
     "get_loss_spec",

@@ -36,3 +36,9 @@ def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     """Mean of ``values`` over ``mask``; 0 (with a gradient path) when the mask is empty."""
     count = mask.sum()
     return (values * mask).sum() / count.clamp_min(1)
+
+
+def triplet_mask(labels: Tensor) -> Tensor:
+    """Boolean [B, B, B] mask of valid triplets (a, p, n): y_a = y_p with a != p, and y_n != y_a."""
+    positive, negative = label_masks(labels)
+    return positive[:, :, None] & negative[:, None, :]
