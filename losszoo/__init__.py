@@ -7,12 +7,16 @@
 """
 
 from losszoo.losses import (
+    Contrastive,
+    CosFace,
     LiftedStructure,
     LossSpec,
     Margin,
     MetricLoss,
     NPair,
     NormSoftmax,
+    ProxyNCA,
+    Triplet,
     create_loss,
     get_loss_spec,
     list_losses,
@@ -22,12 +26,16 @@ from losszoo.losses import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Contrastive",
+    "CosFace",
     "LiftedStructure",
     "LossSpec",
     "Margin",
     "MetricLoss",
     "NPair",
     "NormSoftmax",
+    "ProxyNCA",
+    "Triplet",
     "create_loss",
     "get_loss_spec",
     "list_losses",

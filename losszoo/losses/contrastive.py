@@ -1,0 +1,43 @@
+"""Contrastive loss (Hadsell, Chopra & LeCun, "Dimensionality Reduction by Learning an Invariant
+Mapping", CVPR 2006, eq. 4), over every pair of the batch:
+
+    L = mean over pairs (i, j), i != j, of   d_ij^2                 if y_i = y_j,
+                                             relu(m - d_ij)^2       otherwise,
+
+d the Euclidean distance between L2-normalized embeddings, m = 0.5. Eq. 4's factors 1/2 are
+left out (they only halve the gradient). Each unordered pair appears twice among the ordered
+pairs i != j, so the mean equals the mean over pairs i < j.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from losszoo.losses.base import MetricLoss
+from losszoo.losses.functional import label_masks, masked_mean, pairwise_distances
+from losszoo.losses.registry import register_loss
+
+
+@register_loss("contrastive", sampler="class_balanced", tags=("pair",))
+class Contrastive(MetricLoss):
+    """Contrastive loss: pull positive pairs together, push negatives beyond the margin.
+
+    Args:
+        margin: m, the distance beyond which negative pairs cost nothing (default 0.5).
+    """
+
+    def __init__(self, margin: float = 0.5) -> None:
+        super().__init__()
+        if margin < 0:
+            raise ValueError(f"margin must be >= 0, got {margin}")
+        self.margin = margin
+
+    def compute(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        distances = pairwise_distances(F.normalize(embeddings, dim=1))
+        positive, negative = label_masks(labels)
+        pair_losses = torch.where(
+            positive, distances.square(), F.relu(self.margin - distances).square()
+        )
+        return masked_mean(pair_losses, positive | negative)

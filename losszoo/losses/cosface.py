@@ -1,0 +1,68 @@
+"""CosFace / Large Margin Cosine Loss (Wang et al., "CosFace: Large Margin Cosine Loss for Deep
+Face Recognition", CVPR 2018, eq. 4):
+
+    L = -log( exp(s (cos(theta_y) - m))
+              / ( exp(s (cos(theta_y) - m)) + sum_{j != y} exp(s cos(theta_j)) ) ),
+
+with cos(theta_j) = W_j^T x / (||W_j|| ||x||): x and every class weight W_j L2-normalized, no
+bias; s = 64, m = 0.35 (the values of the paper's experiments).
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from losszoo.losses.base import MetricLoss
+from losszoo.losses.proxies import ClassWeights, cosine_logits
+from losszoo.losses.registry import register_loss
+
+
+@register_loss(
+    "cosface", sampler="class_balanced", aliases=("lmcl",), tags=("classification", "proxy")
+)
+class CosFace(MetricLoss):
+    """Large margin cosine loss: softmax cross-entropy on ``s * (cos(theta_j) - m * [j = y])``.
+
+    Args:
+        embedding_dim: D, the embedding width.
+        num_classes: C, the number of training classes (one weight row each).
+        scale: s, the norm the normalized features are rescaled to (paper: 64).
+        margin: m, the cosine margin subtracted from the target class (paper: 0.35).
+        class_subsample: r in (0, 1], Zhai & Wu (2019) Sec. 4.5, as in NormSoftmax: while
+            training, the softmax runs over the batch's classes plus random others,
+            ``ceil(r * C)`` in all; r = 1 (default, the CosFace paper) uses every class.
+            Subsampling gives the class weights sparse gradients.
+    """
+
+    def __init__(
+        self,
+        embedding_dim: int,
+        num_classes: int,
+        scale: float = 64.0,
+        margin: float = 0.35,
+        class_subsample: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if scale <= 0:
+            raise ValueError(f"scale must be > 0, got {scale}")
+        if margin < 0:
+            raise ValueError(f"margin must be >= 0, got {margin}")
+        if not 0 < class_subsample <= 1:
+            raise ValueError(f"class_subsample must lie in (0, 1], got {class_subsample}")
+        self.embedding_dim, self.num_classes = embedding_dim, num_classes
+        self.scale = scale
+        self.margin = margin
+        self.class_subsample = class_subsample
+        self.proxies = ClassWeights(num_classes, embedding_dim)
+
+    def compute(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        ratio = self.class_subsample if self.training else 1.0
+        weights, targets = self.proxies.select(labels, ratio)
+        cosine = cosine_logits(embeddings, weights)
+        target_margin = self.margin * F.one_hot(targets, cosine.shape[1]).to(cosine.dtype)
+        return F.cross_entropy(self.scale * (cosine - target_margin), targets)
+
+    @property
+    def sparse_gradients(self) -> bool:
+        return self.class_subsample < 1.0
