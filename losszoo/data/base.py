@@ -1,0 +1,153 @@
+"""What every loader shares: contiguous labels, image readers and :class:`ImageListDataset`."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image, ImageOps
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from losszoo.data.transforms import Augmentation, InputSpecLike, build_transform, image_mode
+
+
+def contiguous_labels(
+    raw_labels: Sequence[Hashable], classes: Sequence[Hashable] | None = None
+) -> tuple[Tensor, list[Hashable]]:
+    """Map raw class ids to ``0..C-1`` in sorted order of the ids.
+
+    ``classes`` fixes the label space (and its order) instead, e.g. the union of In-Shop's
+    query and gallery items so that both splits label an item alike. Returns the labels as a
+    LongTensor and the class ids, where ``classes[label]`` is the raw id of ``label``.
+    """
+    class_list = sorted(set(raw_labels)) if classes is None else list(classes)
+    index = {key: position for position, key in enumerate(class_list)}
+    if len(index) != len(class_list):
+        raise ValueError("classes contains duplicates")
+    try:
+        labels = [index[key] for key in raw_labels]
+    except KeyError as exc:
+        raise ValueError(f"label {exc.args[0]!r} is not among the given classes") from None
+    return torch.tensor(labels, dtype=torch.long), class_list
+
+
+class LabelledDataset(Dataset):
+    """Base of the split datasets: ``.labels`` (contiguous LongTensor), ``.classes``, ``.num_classes``."""
+
+    labels: Tensor
+    classes: list[Hashable]
+
+    def _set_labels(self, raw_labels: Sequence[Hashable], classes: Sequence[Hashable] | None) -> None:
+        self.labels, self.classes = contiguous_labels(raw_labels, classes)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+class FileImageReader:
+    """Open an image file with PIL and convert it to ``mode``; optionally invert it (ink -> high)."""
+
+    def __init__(self, invert: bool = False) -> None:
+        self.invert = invert
+
+    def _open(self, item: str | os.PathLike) -> Image.Image:
+        return Image.open(item)
+
+    def __call__(self, item: str | os.PathLike, mode: str) -> Image.Image:
+        with self._open(item) as image:
+            image.load()
+            if self.invert:
+                image = ImageOps.invert(image.convert("L"))
+            return image.convert(mode)
+
+
+class ZipImageReader(FileImageReader):
+    """Read images lazily from members of a zip archive.
+
+    The archive is opened once per process (a ``ZipFile`` shares its file position, so
+    DataLoader workers must not share the parent's handle).
+    """
+
+    def __init__(self, archive: str | os.PathLike, invert: bool = False) -> None:
+        super().__init__(invert)
+        self.archive = Path(archive)
+        self._handle: zipfile.ZipFile | None = None
+        self._pid: int | None = None
+
+    def _open(self, item: str | os.PathLike) -> Image.Image:
+        if self._handle is None or self._pid != os.getpid():
+            self._handle, self._pid = zipfile.ZipFile(self.archive), os.getpid()
+        return Image.open(io.BytesIO(self._handle.read(str(item))))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_handle": None, "_pid": None}
+
+
+PLAIN_READER = FileImageReader()
+
+
+@dataclass(frozen=True)
+class ImageListing:
+    """A split as listed by a loader: image locations, raw class ids, how to read them.
+
+    ``classes`` optionally fixes the label space (see :func:`contiguous_labels`).
+    """
+
+    items: Sequence[str | os.PathLike]
+    raw_labels: Sequence[Hashable]
+    reader: Callable[[Any, str], Image.Image] = PLAIN_READER
+    classes: Sequence[Hashable] | None = None
+
+    def build_dataset(
+        self, input_spec: InputSpecLike, *, train: bool, augmentation: Augmentation
+    ) -> ImageListDataset:
+        return ImageListDataset(
+            self.items,
+            self.raw_labels,
+            build_transform(input_spec, train=train, augmentation=augmentation),
+            reader=self.reader,
+            mode=image_mode(input_spec),
+            classes=self.classes,
+        )
+
+
+class ImageListDataset(LabelledDataset):
+    """Images read lazily with PIL from a list of paths; yields ``(transform(image), label)``.
+
+    ``labels`` are raw class ids (any sortable hashables), made contiguous here.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | os.PathLike],
+        labels: Sequence[Hashable],
+        transform: Callable[[Image.Image], Any] | None = None,
+        *,
+        reader: Callable[[Any, str], Image.Image] = PLAIN_READER,
+        mode: str = "RGB",
+        classes: Sequence[Hashable] | None = None,
+    ) -> None:
+        if len(paths) != len(labels):
+            raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
+        self.paths = list(paths)
+        self.transform = transform
+        self.reader = reader
+        self.mode = mode
+        self._set_labels(labels, classes)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        image = self.reader(self.paths[index], self.mode)
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(self.labels[index])
