@@ -12,6 +12,7 @@ one is built; timm only for ``"timm:<model>"``).
 from losszoo.models import convnet4, torchvision_backbones  # noqa: F401  (registration)
 from losszoo.models.embedding import EmbeddingModel, create_model
 from losszoo.models.input_spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
+from losszoo.models.pretrained import WeightsUnavailableError
 from losszoo.models.registry import (
     BACKBONES,
     Backbone,
@@ -27,6 +28,7 @@ __all__ = [
     "Backbone",
     "EmbeddingModel",
     "InputSpec",
+    "WeightsUnavailableError",
     "build_backbone",
     "create_model",
     "list_backbones",

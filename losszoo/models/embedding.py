@@ -101,7 +101,7 @@ def create_model(backbone: str, dim: int, *, pretrained: bool = True) -> Embeddi
     """An :class:`EmbeddingModel` on the backbone ``backbone`` with ``dim``-wide embeddings.
 
     ``pretrained=True`` loads ImageNet weights for ImageNet backbones (from the torch hub cache,
-    or downloaded; a :class:`RuntimeError` explains what to do offline). Backbones without
+    or downloaded; a :class:`WeightsUnavailableError` explains what to do offline). Backbones without
     pretrained weights (``convnet4``) start from random init either way. Names: see
     :func:`losszoo.models.list_backbones`; ``"timm:<model>"`` builds a timm model.
     """

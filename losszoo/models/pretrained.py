@@ -2,7 +2,7 @@
 
 Weights live in ``torch.hub.get_dir()/checkpoints/<file name of the weights' url>`` (set
 ``TORCH_HOME`` to move it). A file found there is used without network; otherwise the download
-is tried once and, if it fails, a :class:`RuntimeError` says where to put the file.
+is tried once and, if it fails, a :class:`WeightsUnavailableError` says where to put the file.
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ from torch import Tensor
 
 if TYPE_CHECKING:
     from torchvision.models import WeightsEnum
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights could neither be found in the cache nor downloaded."""
 
 
 def hub_checkpoint_path(url: str) -> Path:
@@ -40,7 +44,7 @@ def load_torchvision_weights(weights: WeightsEnum, backbone: str) -> dict[str, T
     except (OSError, http.client.HTTPException) as exc:
         if cached.is_file():
             raise
-        raise RuntimeError(
+        raise WeightsUnavailableError(
             f"could not download ImageNet weights for {backbone} ({weights.url}): {exc}. "
             f"Offline? Put {cached.name} in {cached.parent} (set TORCH_HOME to use another "
             "cache) or pass pretrained=False (--no-pretrained) to train from random init."

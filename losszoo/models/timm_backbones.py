@@ -11,6 +11,7 @@ import math
 from types import ModuleType
 
 from losszoo.models.input_spec import InputSpec
+from losszoo.models.pretrained import WeightsUnavailableError
 from losszoo.models.registry import Backbone
 
 
@@ -50,7 +51,7 @@ def build_timm_backbone(model_name: str, *, pretrained: bool) -> Backbone:
     try:
         model = timm.create_model(model_name, pretrained=pretrained, num_classes=0)
     except OSError as exc:  # huggingface_hub's "not in the local cache and no connection"
-        raise RuntimeError(
+        raise WeightsUnavailableError(
             f"could not download pretrained weights for timm:{model_name}: {exc}. Offline? "
             "Put them in the Hugging Face cache (HF_HOME) and set HF_HUB_OFFLINE=1, or pass "
             "pretrained=False (--no-pretrained)."
