@@ -17,6 +17,7 @@ from losszoo.data.registry import (
     load_split,
     register_dataset,
 )
+from losszoo.data.subset import ClassSubset, first_classes
 from losszoo.data.transforms import (
     Augmentation,
     ImageInputSpec,
@@ -28,6 +29,7 @@ __all__ = [
     "DATASETS",
     "ArrayImageDataset",
     "Augmentation",
+    "ClassSubset",
     "DatasetSpec",
     "ImageArrays",
     "ImageInputSpec",
@@ -36,6 +38,7 @@ __all__ = [
     "InputSpecLike",
     "build_transform",
     "contiguous_labels",
+    "first_classes",
     "get_dataset_spec",
     "list_datasets",
     "load_split",
