@@ -375,7 +375,8 @@ def test_binary_mode_sees_only_signs():
 # --------------------------------------------------------- backends and inputs
 
 
-def test_faiss_and_torch_backends_agree():
+def test_faiss_and_torch_backends_agree(monkeypatch):
+    monkeypatch.setattr(knn, "TORCH_BLOCK_BYTES", 4 * 200 * 9)  # 9 query rows per matmul block
     rng = np.random.default_rng(11)
     embeddings, labels = clustered(rng, [5, 7, 3, 9, 6, 4, 8] * 3, dim=32, spread=1.5)
     np.testing.assert_array_equal(
@@ -408,14 +409,15 @@ def test_without_faiss_falls_back_to_torch_and_sklearn(monkeypatch):
     assert evaluate(embeddings, labels, metrics=("nmi",))["nmi"] == pytest.approx(1.0)
 
 
-def test_inputs_torch_chunks_scale_and_json(same_set_data):
+def test_inputs_torch_chunks_scale_and_json(same_set_data, monkeypatch):
     embeddings, labels = same_set_data
     reference = evaluate(embeddings, labels)
     recalls = ["recall@1", "recall@2", "recall@4", "recall@8"]
     assert list(reference) == [*recalls, "nmi", "nmi_average", "map_at_r", "r_precision"]
     assert json.loads(json.dumps(reference)) == reference
     assert all(type(v) is float and 0.0 <= v <= 1.0 for k, v in reference.items() if k != "nmi_average")
-    # torch input, another scale (cosine ignores it) and tiny query chunks change nothing
+    # torch input, another scale (cosine ignores it), tiny search calls and blocks change nothing
+    monkeypatch.setattr(knn, "BLOCK_ELEMENTS", 40)
     as_tensors = evaluate(torch.from_numpy(embeddings).double() * 7.0, torch.from_numpy(labels), chunk_size=7)
     assert as_tensors.keys() == reference.keys() and as_tensors["nmi_average"] == "arithmetic"
     for key in reference.keys() - {"nmi_average"}:

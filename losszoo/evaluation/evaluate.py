@@ -9,7 +9,7 @@ import numpy as np
 
 from losszoo.evaluation import knn
 from losszoo.evaluation.clustering import NMI_AVERAGES, kmeans_assignments, nmi_score
-from losszoo.evaluation.inputs import as_embedding_matrix, as_label_vector
+from losszoo.evaluation.inputs import as_embedding_matrix, as_label_vector, is_positive_int
 from losszoo.evaluation.metrics import (
     average_precision_at_r,
     count_relevant,
@@ -32,15 +32,11 @@ def _check_metrics(metrics: Iterable[str]) -> list[str]:
     return requested
 
 
-def _is_positive_int(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= 1
-
-
 def _check_ks(ks: Sequence[int], available: int) -> list[int]:
     if isinstance(ks, (int, np.integer)):
         ks = (ks,)
     checked = list(dict.fromkeys(ks))
-    if not checked or not all(_is_positive_int(k) for k in checked):
+    if not checked or not all(is_positive_int(k) for k in checked):
         raise ValueError(f"ks must be positive integers, got {ks!r}")
     too_large = [int(k) for k in checked if k > available]
     if too_large:
@@ -63,7 +59,7 @@ def evaluate(
     seed: int = 0,
     nmi_average: str = "arithmetic",
     backend: knn.Backend = "auto",
-    chunk_size: int = knn.DEFAULT_QUERY_CHUNK,
+    chunk_size: int | None = None,
 ) -> dict[str, float | str]:
     """Retrieval and clustering metrics of embeddings (torch tensors or numpy arrays, any scale).
 
@@ -79,8 +75,8 @@ def evaluate(
     Retrieval ranks by cosine similarity (rows L2-normalised, float32), or with ``binary=True``
     by Hamming distance between codes thresholded at zero (Zhai & Wu 2019, Sec. 4.3/4.6); NMI
     then clusters the ±1 codes. The neighbours are searched once, k = max(max(ks), max R), in
-    query chunks of ``chunk_size``. ``backend="torch"`` avoids faiss (torch top-k, scikit-learn
-    k-means); ``seed`` seeds k-means.
+    calls of ``chunk_size`` queries (default: sized by memory, see :mod:`.knn`).
+    ``backend="torch"`` avoids faiss (torch top-k, scikit-learn k-means); ``seed`` seeds k-means.
     """
     requested = _check_metrics(metrics)
     queries = as_embedding_matrix(embeddings, "embeddings")
@@ -144,7 +140,7 @@ def _retrieval_metrics(
     requested: list[str],
     binary: bool,
     backend: knn.Backend,
-    chunk_size: int,
+    chunk_size: int | None,
 ) -> dict[str, float]:
     """Recall@K / MAP@R / R-precision from one neighbour search (``gallery=None``: same set)."""
     reference_labels = query_labels if gallery_labels is None else gallery_labels

@@ -51,3 +51,8 @@ def as_label_vector(labels: Any, length: int, name: str = "labels") -> np.ndarra
             "give one label per embedding"
         )
     return array.astype(np.int64, copy=False)
+
+
+def is_positive_int(value: object) -> bool:
+    """Whether ``value`` is an integer >= 1 (python or numpy; ``True`` does not count)."""
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= 1

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from losszoo.evaluation.inputs import as_embedding_matrix
+from losszoo.evaluation.inputs import as_embedding_matrix, is_positive_int
 
 try:
     import faiss
@@ -34,7 +34,12 @@ Metric = Literal["cosine", "hamming"]
 
 BACKENDS = ("auto", "faiss", "torch")
 METRICS = ("cosine", "hamming")
-DEFAULT_QUERY_CHUNK = 16384
+# Queries per search call by default: as many as keep its results (float32 + int64 per neighbour)
+# within this budget. faiss searches many queries at once faster than the same in small calls.
+SEARCH_RESULT_BYTES = 2**30
+# Results are handed out (self excluded) in blocks of about this many neighbour ids, small
+# enough to stay in cache for the label look-ups and comparisons that follow.
+BLOCK_ELEMENTS = 2**20
 # The torch backend materialises a [rows, gallery] similarity block; this bounds its size.
 TORCH_BLOCK_BYTES = 256 * 2**20
 # faiss GPU brute-force k-selection supports k <= 2048.
@@ -159,20 +164,21 @@ def iter_neighbors(
     gallery: np.ndarray | Any | None = None,
     metric: Metric = "cosine",
     backend: Backend = "auto",
-    chunk_size: int = DEFAULT_QUERY_CHUNK,
+    chunk_size: int | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(first_query, neighbour_ids[chunk, k])`` over query chunks, nearest first.
+    """Yield ``(first_query, neighbour_ids[rows, k])`` over consecutive query blocks, nearest first.
 
     ``gallery=None`` searches the query set itself and excludes each query by index. ``metric``
     ``"cosine"`` takes float rows (normalised here); ``"hamming"`` takes packed codes from
-    :func:`binarize`. The index is built once; only ``[chunk, k]`` results are held per step.
+    :func:`binarize`. The index is built once, then queried ``chunk_size`` queries at a time
+    (default: results within ``SEARCH_RESULT_BYTES``), so memory stays bounded for any size.
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+    if not is_positive_int(k):
         raise ValueError(f"k must be a positive integer, got {k!r}")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if chunk_size is not None and not is_positive_int(chunk_size):
+        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
     backend = resolve_backend(backend)
     same_set = gallery is None
     query_rows = _prepare(queries, metric, "queries")
@@ -190,12 +196,16 @@ def iter_neighbors(
         searcher: Any = _FaissSearcher(gallery_rows, metric, search_k)
     else:
         searcher = _TorchSearcher(gallery_rows, metric)
-    for start in range(0, query_rows.shape[0], chunk_size):
-        stop = min(start + chunk_size, query_rows.shape[0])
-        indices = np.asarray(searcher(query_rows[start:stop], search_k), dtype=np.int64)
-        if same_set:
-            indices = drop_self(indices, np.arange(start, stop))
-        yield start, indices
+    search_rows = int(chunk_size or max(1, SEARCH_RESULT_BYTES // (12 * search_k)))
+    block_rows = max(1, BLOCK_ELEMENTS // search_k)
+    for start in range(0, query_rows.shape[0], search_rows):
+        indices = np.asarray(searcher(query_rows[start : start + search_rows], search_k), dtype=np.int64)
+        for offset in range(0, indices.shape[0], block_rows):
+            block = indices[offset : offset + block_rows]
+            first = start + offset
+            if same_set:
+                block = drop_self(block, np.arange(first, first + block.shape[0]))
+            yield first, block
 
 
 def nearest_neighbors(
@@ -205,7 +215,7 @@ def nearest_neighbors(
     gallery: np.ndarray | Any | None = None,
     metric: Metric = "cosine",
     backend: Backend = "auto",
-    chunk_size: int = DEFAULT_QUERY_CHUNK,
+    chunk_size: int | None = None,
 ) -> np.ndarray:
     """``int64 [num_queries, k]`` gallery ids of each query's k nearest neighbours (see
     :func:`iter_neighbors`)."""
