@@ -1,0 +1,195 @@
+"""One call for the numbers the tables report: Recall@K, NMI, MAP@R and R-precision."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from losszoo.evaluation import knn
+from losszoo.evaluation.clustering import NMI_AVERAGES, kmeans_assignments, nmi_score
+from losszoo.evaluation.inputs import as_embedding_matrix, as_label_vector, is_positive_int
+from losszoo.evaluation.metrics import (
+    average_precision_at_r,
+    count_relevant,
+    hits_at_k,
+    r_precision,
+    relevance,
+)
+
+METRIC_NAMES = ("recall", "nmi", "map_at_r", "r_precision")
+_NEEDS_R = ("map_at_r", "r_precision")
+
+
+def _check_metrics(metrics: Iterable[str]) -> list[str]:
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    requested = list(dict.fromkeys(metrics))
+    unknown = [name for name in requested if name not in METRIC_NAMES]
+    if unknown or not requested:
+        raise ValueError(f"metrics must be a non-empty selection of {METRIC_NAMES}, got {list(metrics)}")
+    return requested
+
+
+def _check_ks(ks: Sequence[int], available: int) -> list[int]:
+    if isinstance(ks, (int, np.integer)):
+        ks = (ks,)
+    checked = list(dict.fromkeys(ks))
+    if not checked or not all(is_positive_int(k) for k in checked):
+        raise ValueError(f"ks must be positive integers, got {ks!r}")
+    too_large = [int(k) for k in checked if k > available]
+    if too_large:
+        raise ValueError(
+            f"Recall@K for K={too_large} is impossible: "
+            f"each query can retrieve only {available} gallery items"
+        )
+    return [int(k) for k in checked]
+
+
+def evaluate(
+    embeddings: Any,
+    labels: Any,
+    *,
+    gallery_embeddings: Any | None = None,
+    gallery_labels: Any | None = None,
+    ks: Sequence[int] = (1, 2, 4, 8),
+    metrics: Sequence[str] = METRIC_NAMES,
+    binary: bool = False,
+    seed: int = 0,
+    nmi_average: str = "arithmetic",
+    backend: knn.Backend = "auto",
+    chunk_size: int | None = None,
+) -> dict[str, float | str]:
+    """Retrieval and clustering metrics of embeddings (torch tensors or numpy arrays, any scale).
+
+    Same-set mode (CARS-196, CUB-200, SOP): every embedding queries all the others, itself
+    excluded by index. Query/gallery mode (In-Shop): ``embeddings`` query
+    ``gallery_embeddings``, nothing excluded.
+
+    Returns a JSON-serialisable dict, keys in the order of ``metrics``: ``recall@K`` for K in
+    ``ks`` (over all queries), ``map_at_r`` and ``r_precision`` (over queries with R > 0, see
+    :mod:`losszoo.evaluation.metrics`), ``nmi`` (on the queries) — python floats in [0, 1] — and,
+    with ``nmi``, ``nmi_average``: the string naming the NMI normalisation (the one non-float).
+
+    Retrieval ranks by cosine similarity (rows L2-normalised, float32), or with ``binary=True``
+    by Hamming distance between codes thresholded at zero (Zhai & Wu 2019, Sec. 4.3/4.6); NMI
+    then clusters the ±1 codes. The neighbours are searched once, k = max(max(ks), max R), in
+    calls of ``chunk_size`` queries (default: sized by memory, see :mod:`.knn`).
+    ``backend="torch"`` avoids faiss (torch top-k, scikit-learn k-means); ``seed`` seeds k-means.
+    """
+    requested = _check_metrics(metrics)
+    queries = as_embedding_matrix(embeddings, "embeddings")
+    query_labels = as_label_vector(labels, queries.shape[0], "labels")
+    if (gallery_embeddings is None) != (gallery_labels is None):
+        given, missing = ("gallery_embeddings", "gallery_labels")
+        if gallery_embeddings is None:
+            given, missing = missing, given
+        raise ValueError(f"{given} given without {missing}: query/gallery mode needs both")
+    same_set = gallery_embeddings is None
+    if same_set:
+        gallery, reference_labels = queries, query_labels
+    else:
+        gallery = as_embedding_matrix(gallery_embeddings, "gallery_embeddings")
+        reference_labels = as_label_vector(gallery_labels, gallery.shape[0], "gallery_labels")
+        if gallery.shape[1] != queries.shape[1]:
+            raise ValueError(
+                "embeddings and gallery_embeddings differ in dimension: "
+                f"{queries.shape[1]} vs {gallery.shape[1]}"
+            )
+    available = gallery.shape[0] - int(same_set)
+    ks = _check_ks(ks, available) if "recall" in requested else []
+    if "nmi" in requested and nmi_average not in NMI_AVERAGES:
+        raise ValueError(f"nmi_average must be one of {NMI_AVERAGES}, got {nmi_average!r}")
+    knn.resolve_backend(backend)
+
+    retrieval: dict[str, float] = {}
+    if any(name != "nmi" for name in requested):
+        retrieval = _retrieval_metrics(
+            queries,
+            query_labels,
+            gallery=None if same_set else gallery,
+            gallery_labels=None if same_set else reference_labels,
+            ks=ks,
+            requested=requested,
+            binary=binary,
+            backend=backend,
+            chunk_size=chunk_size,
+        )
+    results: dict[str, float | str] = {}
+    for name in requested:
+        if name == "recall":
+            results.update({f"recall@{k}": retrieval[f"recall@{k}"] for k in ks})
+        elif name == "nmi":
+            results["nmi"] = _nmi(
+                queries, query_labels, binary=binary, seed=seed, average=nmi_average, backend=backend
+            )
+            results["nmi_average"] = nmi_average
+        else:
+            results[name] = retrieval[name]
+    return results
+
+
+def _retrieval_metrics(
+    queries: np.ndarray,
+    query_labels: np.ndarray,
+    *,
+    gallery: np.ndarray | None,
+    gallery_labels: np.ndarray | None,
+    ks: list[int],
+    requested: list[str],
+    binary: bool,
+    backend: knn.Backend,
+    chunk_size: int | None,
+) -> dict[str, float]:
+    """Recall@K / MAP@R / R-precision from one neighbour search (``gallery=None``: same set)."""
+    reference_labels = query_labels if gallery_labels is None else gallery_labels
+    num_relevant = count_relevant(query_labels, gallery_labels)
+    wants_r = [name for name in requested if name in _NEEDS_R]
+    scored = num_relevant > 0
+    if wants_r and not scored.any():
+        raise ValueError(
+            f"{' and '.join(wants_r)} are undefined: "
+            "no query has a gallery item of its class (R = 0 for every query)"
+        )
+    # One search serves every metric: deep enough for the largest K and the largest R.
+    k = max(max(ks, default=0), int(num_relevant.max()) if wants_r else 0)
+    metric = "hamming" if binary else "cosine"
+    query_rows, gallery_rows = queries, gallery
+    if binary:
+        query_rows = knn.binarize(queries)
+        gallery_rows = None if gallery is None else knn.binarize(gallery)
+
+    hits = dict.fromkeys(ks, 0)
+    sums = dict.fromkeys(wants_r, 0.0)
+    for start, neighbors in knn.iter_neighbors(
+        query_rows, k, gallery=gallery_rows, metric=metric, backend=backend, chunk_size=chunk_size
+    ):
+        stop = start + neighbors.shape[0]
+        relevant = relevance(reference_labels[neighbors], query_labels[start:stop])
+        for k_ in ks:
+            hits[k_] += int(hits_at_k(relevant, k_).sum())
+        chunk_scored = scored[start:stop]
+        if not chunk_scored.any():
+            continue
+        relevant, chunk_r = relevant[chunk_scored], num_relevant[start:stop][chunk_scored]
+        if "map_at_r" in sums:
+            sums["map_at_r"] += float(average_precision_at_r(relevant, chunk_r).sum())
+        if "r_precision" in sums:
+            sums["r_precision"] += float(r_precision(relevant, chunk_r).sum())
+
+    results = {f"recall@{k_}": hits[k_] / queries.shape[0] for k_ in ks}
+    results.update({name: total / int(scored.sum()) for name, total in sums.items()})
+    return results
+
+
+def _nmi(
+    queries: np.ndarray, labels: np.ndarray, *, binary: bool, seed: int, average: str, backend: knn.Backend
+) -> float:
+    """NMI of k-means (one cluster per class) on the L2-normalised queries, or on their ±1 codes."""
+    rows = np.where(queries > 0, 1.0, -1.0).astype(np.float32) if binary else queries
+    kmeans_backend = {"auto": "auto", "faiss": "faiss", "torch": "sklearn"}[backend]
+    assignments = kmeans_assignments(
+        knn.l2_normalize(rows), len(np.unique(labels)), seed=seed, backend=kmeans_backend
+    )
+    return nmi_score(labels, assignments, average_method=average)
