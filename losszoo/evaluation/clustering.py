@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from sklearn.metrics import normalized_mutual_info_score
 
 from losszoo.evaluation import knn
 
@@ -68,4 +67,6 @@ def nmi_score(labels: np.ndarray, assignments: np.ndarray, *, average_method: st
     """
     if average_method not in NMI_AVERAGES:
         raise ValueError(f"nmi_average must be one of {NMI_AVERAGES}, got {average_method!r}")
+    from sklearn.metrics import normalized_mutual_info_score  # ~2 s to import: only when used
+
     return float(normalized_mutual_info_score(labels, assignments, average_method=average_method))
