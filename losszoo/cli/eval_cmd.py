@@ -1,0 +1,53 @@
+"""``losszoo eval``: evaluate a trained run (its checkpoint), or an untrained network, on the
+run's dataset or another one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from losszoo.cli.options import add_training_options, config_from_args
+from losszoo.training.checkpoint import load_checkpoint
+from losszoo.training.config import TrainConfig
+from losszoo.training.inference import evaluate_model, resolve_device
+from losszoo.training.trainer import CHECKPOINT, build_model, load_eval_data
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("eval", help="evaluate a trained run", description=__doc__)
+    parser.add_argument("run_dir", nargs="?", help="a `losszoo train` output folder (omit: untrained)")
+    add_training_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    state = None
+    if args.run_dir:
+        path = Path(args.run_dir) / CHECKPOINT
+        if not path.exists():
+            raise FileNotFoundError(f"no checkpoint at {path}: pass a `losszoo train` output folder")
+        state = load_checkpoint(path)
+        trained = TrainConfig.from_dict(state["config"])
+        # Settings given now (e.g. another dataset) apply on top of the run's own.
+        config, _ = config_from_args(args, **{k: v for k, v in trained.to_dict().items()
+                                               if getattr(args, k, None) is None})
+    else:
+        config, _ = config_from_args(args)
+    model = build_model(config, resolve_device(config.device))
+    if state is not None:
+        model.load_state_dict(state["model"])
+    metrics = evaluate_model(model, load_eval_data(config, model), ks=config.ks,
+                             binary=config.binary, workers=config.workers, seed=config.seed)
+    table = Table(title=f"{config.dataset}: {args.run_dir or 'untrained ' + config.backbone}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        table.add_row(key, f"{100 * value:.2f}" if isinstance(value, float) else str(value))
+    Console().print(table)
+    if args.output:
+        Path(args.output).write_text(json.dumps(metrics, indent=2) + "\n")
+    return 0

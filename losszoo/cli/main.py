@@ -1,0 +1,43 @@
+"""The ``losszoo`` command: ``list``, ``train``, ``eval``, ``compare``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+
+from losszoo.cli import compare, eval_cmd, list_cmd, train
+from losszoo.models import WeightsUnavailableError
+
+COMMANDS = (list_cmd, train, eval_cmd, compare)
+# Errors a user can fix; anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError,
+               WeightsUnavailableError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="losszoo", description="A zoo of deep-metric-learning losses and a fair comparison harness.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except USER_ERRORS as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {message}", markup=True,
+                                                   highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted: rerun with --resume to continue")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Training options shared by ``losszoo train`` and ``losszoo compare``.
+
+Every option defaults to ``None`` so that only what the user typed overrides the TOML config
+(``--config``), which in turn overrides the dataset preset and the paper's defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from losszoo.training.config import TrainConfig, build_config, read_toml
+
+
+def _int_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("training (command line > --config file > dataset preset > paper defaults)")
+    g.add_argument("--config", help="TOML file; its top-level keys are TrainConfig fields")
+    g.add_argument("--backbone", help="resnet18/34/50/101, googlenet, convnet4, or timm:<name>")
+    g.add_argument("--dim", type=int, help="embedding dimension")
+    g.add_argument("--no-pretrained", dest="pretrained", action="store_const", const=False,
+                   help="do not load ImageNet weights")
+    g.add_argument("--dataset", help="omniglot (embedded default), cub200, cars196, sop, inshop, imagefolder")
+    g.add_argument("--data-root", dest="data_root", help="dataset folder (omniglot: omit for the embedded copy)")
+    g.add_argument("--max-classes", dest="max_classes", type=int,
+                   help="keep only the first N classes of each split (quick runs)")
+    g.add_argument("--image-size", dest="image_size", type=int)
+    g.add_argument("--batch-size", dest="batch_size", type=int)
+    g.add_argument("--samples-per-class", dest="samples_per_class", type=int)
+    g.add_argument("--epochs", type=int, help="epochs after the warm-up")
+    g.add_argument("--warmup-epochs", dest="warmup_epochs", type=int)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--lr-milestones", dest="lr_milestones", type=_int_tuple)
+    g.add_argument("--weight-decay", dest="weight_decay", type=float)
+    g.add_argument("--batches-per-epoch", dest="batches_per_epoch", type=int)
+    g.add_argument("--eval-every", dest="eval_every", type=int)
+    g.add_argument("--ks", type=_int_tuple, help="Recall@K values, e.g. 1,2,4,8")
+    g.add_argument("--no-binary", dest="binary", action="store_const", const=False)
+    g.add_argument("--seed", type=int)
+    g.add_argument("--workers", type=int, help="data-loading processes")
+    g.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when available)")
+    parser.add_argument("--output", "-o", default=None, help="output folder")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+_NOT_CONFIG = {"command", "run", "config", "output", "resume", "progress", "losses", "seeds",
+               "loss_option"}
+
+
+def config_from_args(args: argparse.Namespace, **overrides: Any) -> tuple[TrainConfig, dict[str, Any]]:
+    """The run config and the raw TOML table (for command-specific keys such as ``losses``)."""
+    table = read_toml(args.config) if args.config else {}
+    command_line = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
+    file_settings = {k: v for k, v in table.items() if k not in _NOT_CONFIG and not isinstance(v, dict)}
+    return build_config(file_settings, command_line, overrides), table
+
+
+def parse_loss_options(items: list[str] | None) -> dict[str, Any]:
+    """``--loss-option temperature=0.1`` pairs, values parsed as numbers/booleans when they can be."""
+    options: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--loss-option expects name=value, got {item!r}")
+        options[key.strip()] = _parse_value(raw.strip())
+    return options
+
+
+def _parse_value(raw: str) -> Any:
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return raw

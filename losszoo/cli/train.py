@@ -1,0 +1,29 @@
+"""``losszoo train``: train one loss and report its retrieval metrics."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from losszoo.cli.options import add_training_options, config_from_args, parse_loss_options
+from losszoo.training.trainer import train
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="train one loss", description=__doc__)
+    parser.add_argument("--loss", default=None, help="registered loss name (default normsoftmax)")
+    parser.add_argument("--loss-option", action="append", metavar="NAME=VALUE",
+                        help="loss hyperparameter override, repeatable")
+    add_training_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    options = parse_loss_options(args.loss_option)
+    config, _ = config_from_args(args, loss_options=options or None)
+    output = Path(args.output or f"runs/{config.dataset}-{config.loss}-seed{config.seed}")
+    train(config, output, resume=args.resume, progress=args.progress, console=Console(stderr=True))
+    Console().print(f"results: {output / 'result.json'}")
+    return 0

@@ -1,0 +1,212 @@
+"""End to end: the ``losszoo`` command on a slice of the embedded Omniglot copy.
+
+Every run here keeps the first 10 classes of each split (``--max-classes``) and a few batches
+per epoch, so a whole comparison takes seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+
+from losszoo.cli.main import main
+from losszoo.training.trainer import CHECKPOINT, RESULT
+
+TINY = ["--max-classes", "10", "--batch-size", "20", "--samples-per-class", "5",
+        "--dim", "16", "--ks", "1,2,4", "--no-progress"]
+
+
+def run_cli(*args: str) -> int:
+    return main([*args])
+
+
+@pytest.mark.slow
+def test_compare_two_losses_writes_every_output(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert run_cli("compare", "--losses", "normsoftmax,triplet", "--epochs", "1",
+                   "--batches-per-epoch", "3", "--output", str(out), *TINY) == 0
+    for name in ("results.json", "results.csv", "results.md", "recall_at_k.png",
+                 "float_vs_binary_r1.png"):
+        assert (out / name).stat().st_size > 0, name
+    results = json.loads((out / "results.json").read_text())
+    assert [row["loss"] for row in results["summary"]] == ["untrained", "normsoftmax", "triplet"]
+    for row in results["summary"]:
+        for key in ("recall@1", "recall@4", "nmi", "map_at_r", "binary/recall@1"):
+            assert 0.0 <= row[key] <= 1.0, (row["loss"], key)
+    assert "| normsoftmax |" in (out / "results.md").read_text()
+    assert (out / "results.csv").read_text().splitlines()[0].startswith("loss,seeds,")
+    assert "results:" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_compare_resumes_without_redoing_finished_runs(tmp_path, monkeypatch):
+    out = tmp_path / "cmp"
+    args = ["compare", "--losses", "normsoftmax,contrastive", "--epochs", "1",
+            "--batches-per-epoch", "2", "--output", str(out), *TINY]
+    assert run_cli(*args) == 0
+    finished = json.loads((out / "normsoftmax" / "seed0" / RESULT).read_text())
+    # Interrupt the second loss's run: only its checkpoint is left, as after kill -9.
+    (out / "contrastive" / "seed0" / RESULT).unlink()
+
+    trained = []
+    compare_module = importlib.import_module("losszoo.training.compare")
+    real_train = compare_module.train
+    monkeypatch.setattr(compare_module, "train",
+                        lambda config, *a, **k: trained.append(config.loss) or real_train(config, *a, **k))
+    assert run_cli(*args) == 0
+    assert trained == ["contrastive"]  # normsoftmax was finished and is kept as it was
+    assert json.loads((out / "normsoftmax" / "seed0" / RESULT).read_text()) == finished
+    assert (out / "contrastive" / "seed0" / RESULT).exists()
+
+
+
+def test_compare_refuses_to_mix_settings_in_one_folder(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    args = ["compare", "--losses", "normsoftmax", "--epochs", "1", "--output", str(out), *TINY]
+    assert run_cli(*args, "--batches-per-epoch", "1") == 0
+    capsys.readouterr()
+    assert run_cli(*args, "--batches-per-epoch", "2") == 2
+    assert "different settings" in capsys.readouterr().err
+
+
+def _cli_process(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "losszoo.cli.main", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+@pytest.fixture
+def one_thread():
+    """Pin torch to one thread, like the ``OMP_NUM_THREADS=1`` subprocesses, so that runs in
+    this process and in a subprocess compute bit for bit alike."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, one_thread):
+    train_args = ["train", "--loss", "normsoftmax", "--epochs", "3", "--batches-per-epoch", "30",
+                  "--no-binary", *TINY]
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+
+    proc = _cli_process(*train_args, "--output", str(broken))
+    deadline = time.monotonic() + 300
+    while not (broken / CHECKPOINT).exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (broken / RESULT).exists(), "the run finished before it could be killed"
+    killed_at = torch.load(broken / CHECKPOINT, weights_only=False)["next_epoch"]
+    assert 1 <= killed_at < 3
+
+    assert run_cli(*train_args, "--output", str(broken), "--resume") == 0
+    assert run_cli(*train_args, "--output", str(whole)) == 0
+
+    a, b = (json.loads((d / RESULT).read_text()) for d in (whole, broken))
+    assert a["metrics"] == b["metrics"]
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+    state_a, state_b = (torch.load(d / CHECKPOINT, weights_only=False)["model"] for d in (whole, broken))
+    for key in state_a:
+        assert torch.equal(state_a[key], state_b[key]), key
+
+
+def test_a_finished_checkpoint_without_resume_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / CHECKPOINT).write_bytes(b"")
+    assert run_cli("train", "--epochs", "1", "--batches-per-epoch", "1", "--output", str(out),
+                   *TINY) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch-size", "21"], "multiple of samples_per_class"),
+        (["--losses", "normsoftmx"], "Did you mean 'normsoftmax'"),
+        (["--backbone", "resnet5"], "unknown backbone"),
+        (["--dataset", "cub200", "--data-root", "/nonexistent/cub", "--backbone", "resnet18",
+          "--no-pretrained"], "/nonexistent/cub"),
+        (["--dataset", "nosuchset"], "unknown dataset"),
+        (["--epochs", "0"], "epochs must be >= 1"),
+        (["--max-classes", "0"], "max_classes must be >= 1"),
+    ],
+)
+def test_bad_settings_give_clear_errors(tmp_path, capsys, args, message):
+    code = run_cli("compare", "--output", str(tmp_path / "x"), *TINY, *args)
+    assert code == 2
+    assert message in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_offline_pretrained_weights_give_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty weights cache
+
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError("no network in this test")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    assert run_cli("train", "--dataset", "cub200", "--backbone", "resnet18",
+                   "--output", str(tmp_path / "x")) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "resnet18" in err and "--no-pretrained" in err
+
+
+def test_bad_config_file_gives_clear_errors(tmp_path, capsys):
+    bad_key = tmp_path / "bad.toml"
+    bad_key.write_text('dataset = "omniglot"\nbatchsize = 10\n')
+    assert run_cli("train", "--config", str(bad_key), "--output", str(tmp_path / "x")) == 2
+    assert "unknown setting(s) batchsize" in capsys.readouterr().err
+    not_toml = tmp_path / "broken.toml"
+    not_toml.write_text("dataset = \n")
+    assert run_cli("train", "--config", str(not_toml), "--output", str(tmp_path / "x")) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+    assert run_cli("train", "--config", str(tmp_path / "missing.toml")) == 2
+    assert "config file not found" in capsys.readouterr().err
+
+
+def test_command_line_wins_over_config_file(tmp_path):
+    from losszoo.cli.main import build_parser
+    from losszoo.cli.options import config_from_args
+
+    path = tmp_path / "c.toml"
+    path.write_text('dim = 32\nlr = 0.5\nlosses = ["triplet"]\n')
+    args = build_parser().parse_args(["compare", "--config", str(path), "--dim", "8"])
+    config, table = config_from_args(args)
+    assert (config.dim, config.lr, config.backbone) == (8, 0.5, "convnet4")  # omniglot preset
+    assert table["losses"] == ["triplet"]
+
+
+@pytest.mark.parametrize("config", sorted((Path(__file__).parents[1] / "benchmarks" / "configs").glob("*.toml")))
+def test_paper_configs_are_valid(config):
+    from losszoo.cli.main import build_parser
+    from losszoo.cli.options import config_from_args
+    from losszoo.losses import get_loss_spec
+
+    args = build_parser().parse_args(["compare", "--config", str(config)])
+    train_config, table = config_from_args(args)
+    assert train_config.backbone == "resnet50" and train_config.pretrained
+    assert train_config.dim in (128, 512, 2048)
+    for name in table.get("losses", []):
+        get_loss_spec(name)
+
+
+def test_list_shows_every_kind(capsys):
+    assert run_cli("list") == 0
+    out = capsys.readouterr().out
+    for word in ("normsoftmax", "lmcl", "class_balanced", "npair", "resnet50", "convnet4",
+                 "omniglot", "cub200"):
+        assert word in out, word
