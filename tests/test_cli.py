@@ -124,6 +124,22 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, one_thread):
         assert torch.equal(state_a[key], state_b[key]), key
 
 
+@pytest.mark.slow
+def test_eval_reproduces_the_metrics_of_a_trained_run(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert run_cli("train", "--loss", "npair", "--epochs", "1", "--batches-per-epoch", "3",
+                   "--output", str(run_dir), *TINY) == 0
+    assert run_cli("eval", str(run_dir), "--output", str(tmp_path / "eval.json")) == 0
+    trained = json.loads((run_dir / RESULT).read_text())["metrics"]
+    assert json.loads((tmp_path / "eval.json").read_text()) == trained
+    assert "recall@1" in capsys.readouterr().out
+
+
+def test_eval_needs_a_checkpoint(tmp_path, capsys):
+    assert run_cli("eval", str(tmp_path)) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
 def test_a_finished_checkpoint_without_resume_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()

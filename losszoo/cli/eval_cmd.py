@@ -4,14 +4,13 @@ run's dataset or another one."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from losszoo.cli.options import add_training_options, config_from_args
-from losszoo.training.checkpoint import load_checkpoint
+from losszoo.training.checkpoint import load_checkpoint, write_json
 from losszoo.training.config import TrainConfig
 from losszoo.training.inference import evaluate_model, resolve_device
 from losszoo.training.trainer import CHECKPOINT, build_model, load_eval_data
@@ -49,5 +48,5 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(key, f"{100 * value:.2f}" if isinstance(value, float) else str(value))
     Console().print(table)
     if args.output:
-        Path(args.output).write_text(json.dumps(metrics, indent=2) + "\n")
+        write_json(args.output, metrics)
     return 0

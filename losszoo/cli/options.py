@@ -45,13 +45,13 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int)
     g.add_argument("--workers", type=int, help="data-loading processes")
     g.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when available)")
-    parser.add_argument("--output", "-o", default=None, help="output folder")
+    parser.add_argument("--output", "-o", default=None, help="output folder (eval: a JSON file for the metrics)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
 
 
 _NOT_CONFIG = {"command", "run", "config", "output", "resume", "progress", "losses", "seeds",
-               "loss_option"}
+               "loss_option", "run_dir"}
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> tuple[TrainConfig, dict[str, Any]]:
