@@ -221,8 +221,11 @@ def test_query_never_finds_itself_through_a_tie():
     assert codes_neighbors[0, 0] == 1 and codes_neighbors[1, 0] == 0
     many = np.repeat(embeddings[:2], 12, axis=0)  # 12 identical copies, beyond k + 1 = 5
     assert not np.any(nearest_neighbors(many, 4) == np.arange(24)[:, None])
-    result = evaluate(embeddings, labels, ks=(1,), metrics=("recall",))
-    assert result["recall@1"] == 0.0  # query 0's nearest is query 1 (label 1); item 2 is farther
+    # Queries 0 and 1 would hit through themselves (a tie at distance 0); they must miss, so only
+    # query 2 can hit (its nearest neighbours are the tied 0 (label 0) and 1 (label 1)).
+    for seed in range(4):
+        result = evaluate(embeddings, labels, ks=(1,), metrics=("recall",), seed=seed)
+        assert result["recall@1"] <= 1 / 6
 
 
 def test_drop_self_removes_own_index_else_last():
@@ -475,3 +478,15 @@ def test_k_up_to_gallery_size_is_accepted():
         embeddings[:3], labels[:3], gallery_embeddings=embeddings, gallery_labels=labels, ks=(1, 10)
     )
     assert result["recall@1"] == 1.0 and result["recall@10"] == 1.0
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_ties_are_broken_at_random_not_in_dataset_order(binary):
+    """50 identical embeddings, a class of 5 listed before a class of 45. Broken in index order,
+    every query's first neighbour would be item 0 or 1 (the small class): R@1 = 5/50. Broken at
+    random, R@1 is the chance of drawing one's own class: (5*4 + 45*44) / (50*49) ~ 0.82."""
+    embeddings = np.ones((50, 8), dtype=np.float32)
+    labels = np.array([0] * 5 + [1] * 45)
+    recall = [evaluate(embeddings, labels, ks=(1,), metrics=("recall",), binary=binary,
+                       seed=seed)["recall@1"] for seed in range(5)]
+    assert 0.7 < np.mean(recall) < 0.95

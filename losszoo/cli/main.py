@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
                                                    highlight=False)
         return 2
     except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted: rerun with --resume to continue")
+        Console(stderr=True).print("interrupted: rerun the same command (train: with --resume) to continue")
         return 130
 
 

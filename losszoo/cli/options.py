@@ -35,7 +35,10 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--samples-per-class", dest="samples_per_class", type=int)
     g.add_argument("--epochs", type=int, help="epochs after the warm-up")
     g.add_argument("--warmup-epochs", dest="warmup_epochs", type=int)
+    g.add_argument("--sampler", help="batch sampler for every loss (default: each loss's own)")
     g.add_argument("--lr", type=float)
+    g.add_argument("--momentum", type=float)
+    g.add_argument("--lr-gamma", dest="lr_gamma", type=float, help="step-decay factor")
     g.add_argument("--lr-milestones", dest="lr_milestones", type=_int_tuple)
     g.add_argument("--weight-decay", dest="weight_decay", type=float)
     g.add_argument("--batches-per-epoch", dest="batches_per_epoch", type=int)
@@ -45,8 +48,9 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int)
     g.add_argument("--workers", type=int, help="data-loading processes")
     g.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when available)")
+    g.add_argument("--no-amp", dest="amp", action="store_const", const=False,
+                   help="no mixed precision on CUDA")
     parser.add_argument("--output", "-o", default=None, help="output folder (eval: a JSON file for the metrics)")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
 
 

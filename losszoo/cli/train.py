@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from losszoo.cli.options import add_training_options, config_from_args, parse_loss_options
+from losszoo.training.checkpoint import folder_name
 from losszoo.training.trainer import train
 
 
@@ -17,13 +18,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--loss-option", action="append", metavar="NAME=VALUE",
                         help="loss hyperparameter override, repeatable")
     add_training_options(parser)
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     options = parse_loss_options(args.loss_option)
     config, _ = config_from_args(args, loss_options=options or None)
-    output = Path(args.output or f"runs/{config.dataset}-{config.loss}-seed{config.seed}")
+    output = Path(args.output or f"runs/{config.dataset}-{folder_name(config.loss)}-seed{config.seed}")
     train(config, output, resume=args.resume, progress=args.progress, console=Console(stderr=True))
     Console().print(f"results: {output / 'result.json'}")
     return 0

@@ -76,7 +76,8 @@ def evaluate(
     by Hamming distance between codes thresholded at zero (Zhai & Wu 2019, Sec. 4.3/4.6); NMI
     then clusters the ±1 codes. The neighbours are searched once, k = max(max(ks), max R), in
     calls of ``chunk_size`` queries (default: sized by memory, see :mod:`.knn`).
-    ``backend="torch"`` avoids faiss (torch top-k, scikit-learn k-means); ``seed`` seeds k-means.
+    ``backend="torch"`` avoids faiss (torch top-k, scikit-learn k-means); ``seed`` seeds k-means
+    and the random order in which distance ties are broken (never in dataset order).
     """
     requested = _check_metrics(metrics)
     queries = as_embedding_matrix(embeddings, "embeddings")
@@ -115,6 +116,7 @@ def evaluate(
             binary=binary,
             backend=backend,
             chunk_size=chunk_size,
+            seed=seed,
         )
     results: dict[str, float | str] = {}
     for name in requested:
@@ -141,8 +143,17 @@ def _retrieval_metrics(
     binary: bool,
     backend: knn.Backend,
     chunk_size: int | None,
+    seed: int,
 ) -> dict[str, float]:
     """Recall@K / MAP@R / R-precision from one neighbour search (``gallery=None``: same set)."""
+    # Break distance ties (equal binary codes, duplicated images) in a seeded random order, not
+    # in dataset order: test sets are listed class by class, so index order among tied items
+    # would favour whichever class comes first. The metrics are invariant to the reordering.
+    order = np.random.default_rng(seed).permutation((queries if gallery is None else gallery).shape[0])
+    if gallery is None:
+        queries, query_labels = queries[order], query_labels[order]
+    else:
+        gallery, gallery_labels = gallery[order], gallery_labels[order]
     reference_labels = query_labels if gallery_labels is None else gallery_labels
     num_relevant = count_relevant(query_labels, gallery_labels)
     wants_r = [name for name in requested if name in _NEEDS_R]

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
 import torch
 
 
@@ -41,19 +39,9 @@ def write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
-def rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def folder_name(name: str) -> str:
+    """A registry name usable as a folder name everywhere (``pml:arcfaceloss`` -> ``pml-arcfaceloss``)."""
+    return name.replace(":", "-")
 
 
 def save_checkpoint(path: str | Path, **state: Any) -> Path:

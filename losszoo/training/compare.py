@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 
 from losszoo.losses import get_loss_spec, list_losses
-from losszoo.training.checkpoint import write_json
+from losszoo.training.checkpoint import folder_name, write_json
 from losszoo.training.config import TrainConfig
 from losszoo.training.inference import evaluate_model, resolve_device
 from losszoo.training.report import write_report
@@ -72,7 +72,7 @@ def compare(
     names = [get_loss_spec(name).name for name in losses]
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
-    loss_options = loss_options or {}
+    loss_options = {get_loss_spec(name).name: options for name, options in (loss_options or {}).items()}
     unknown = sorted(set(loss_options) - set(names))
     if unknown:
         raise ValueError(f"loss options given for losses not compared: {', '.join(unknown)}")
@@ -85,7 +85,7 @@ def compare(
     for name in names:
         for seed in range(base.seed, base.seed + seeds):
             config = base.replace(loss=name, seed=seed, loss_options=loss_options.get(name, {}))
-            run_dir = output_dir / name / f"seed{seed}"
+            run_dir = output_dir / folder_name(name) / f"seed{seed}"
             done = _finished(run_dir / RESULT, config)
             if done:
                 console.log(f"{name} seed {seed}: finished earlier, kept")

@@ -43,6 +43,7 @@ from losszoo.training.inference import EvalData, evaluate_model, resolve_device
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
+PROGRESS_EVERY = 10  # batches between progress-bar updates
 
 
 def seed_everything(seed: int) -> None:
@@ -63,6 +64,8 @@ class Run:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     device: torch.device
+    amp_dtype: torch.dtype | None = None
+    scaler: torch.amp.GradScaler | None = None  # float16 only: bfloat16 needs no loss scaling
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
     next_epoch: int = 0
@@ -107,7 +110,9 @@ def build_run(config: TrainConfig) -> Run:
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
         optimizer, milestones=list(config.lr_milestones), gamma=config.lr_gamma
     )
-    return Run(config, model, loss, loader, eval_data, optimizer, scheduler, device)
+    dtype = amp_dtype(device, config.amp)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    return Run(config, model, loss, loader, eval_data, optimizer, scheduler, device, dtype, scaler)
 
 
 def input_spec(config: TrainConfig, model: nn.Module) -> InputSpec:
@@ -167,11 +172,15 @@ def _set_warmup(run: Run, warm: bool) -> None:
         run.model.backbone.eval()
 
 
-def _autocast(device: torch.device, enabled: bool):
+def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
+    """Mixed precision on CUDA only: bfloat16 where supported, else float16 (with loss scaling)."""
     if device.type != "cuda" or not enabled:
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _autocast(dtype: torch.dtype | None):
+    return contextlib.nullcontext() if dtype is None else torch.autocast("cuda", dtype=dtype)
 
 
 def _state(run: Run) -> dict[str, Any]:
@@ -183,6 +192,7 @@ def _state(run: Run) -> dict[str, Any]:
         "loss": run.loss.state_dict(),
         "optimizer": run.optimizer.state_dict(),
         "scheduler": run.scheduler.state_dict(),
+        "scaler": run.scaler.state_dict() if run.scaler else None,
         "history": run.history,
         "train_seconds": run.train_seconds,
     }
@@ -198,6 +208,8 @@ def _restore(run: Run, state: dict[str, Any], path: Path) -> None:
     run.loss.load_state_dict(state["loss"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
+    if run.scaler and state.get("scaler"):
+        run.scaler.load_state_dict(state["scaler"])
     run.history, run.train_seconds = state["history"], state["train_seconds"]
     run.next_epoch = state["next_epoch"]
 
@@ -265,25 +277,34 @@ def _train_epoch(run: Run, epoch: int, bar: Progress) -> float:
     run.loader.batch_sampler.set_epoch(epoch)
     task = bar.add_task(f"epoch {epoch + 1}/{config.total_epochs}" + (" (warm-up)" if warm else ""),
                         total=len(run.loader), loss=float("nan"), rate=0.0)
-    total_loss, seen, start = 0.0, 0, time.perf_counter()
-    for images, labels in run.loader:
+    # The running loss stays on the device; reading it (a GPU sync) only every few batches.
+    total_loss = torch.zeros((), device=run.device)
+    seen, start = 0, time.perf_counter()
+    for step, (images, labels) in enumerate(run.loader, 1):
         images = images.to(run.device, non_blocking=True)
         labels = labels.to(run.device, non_blocking=True)
-        with _autocast(run.device, config.amp):
+        with _autocast(run.amp_dtype):
             embeddings = run.model(images)
         value = run.loss(embeddings.float(), labels)
         run.optimizer.zero_grad(set_to_none=True)
-        value.backward()
-        run.optimizer.step()
-        total_loss += value.item() * len(labels)
+        if run.scaler is None:
+            value.backward()
+            run.optimizer.step()
+        else:
+            run.scaler.scale(value).backward()
+            run.scaler.step(run.optimizer)
+            run.scaler.update()
+        total_loss += value.detach() * len(labels)
         seen += len(labels)
-        elapsed = time.perf_counter() - start
-        bar.update(task, advance=1, loss=total_loss / seen, rate=seen / max(elapsed, 1e-9))
+        if step % PROGRESS_EVERY == 0 or step == len(run.loader):
+            elapsed = time.perf_counter() - start
+            bar.update(task, completed=step, loss=total_loss.item() / seen,
+                       rate=seen / max(elapsed, 1e-9))
     bar.remove_task(task)
     run.train_seconds += time.perf_counter() - start
     if not warm:
         run.scheduler.step()
-    return total_loss / max(seen, 1)
+    return total_loss.item() / max(seen, 1)
 
 
 def _evaluate(run: Run) -> dict[str, Any]:
