@@ -268,29 +268,21 @@ def test_bad_hyperparameters():
     NormSoftmax(DIM, NUM_CLASSES, temperature=100.0, class_subsample=1.0)
 
 
-# -- known issues, pinned (strict: they fail once fixed, so the marker gets removed) -----------
-
-
-@pytest.mark.xfail(
-    strict=True, reason="ceil(r * C) in float: 0.035 * 200 = 7.000000000000001 gives 8 classes, not 7"
-)
 def test_num_sampled_classes_uses_exact_ratio_times_classes():
+    """ceil(r * C) in float would give 8 here: 0.035 * 200 = 7.000000000000001."""
     num_classes, ratio = 200, 0.035
     labels = torch.tensor([0, 1])
     rows, _ = ClassWeights(num_classes, 2).select(labels, ratio)
     assert rows.shape[0] == 7
 
 
-@pytest.mark.xfail(strict=True, reason="`temperature <= 0` lets NaN through")
 def test_nan_temperature_is_rejected():
     with pytest.raises(ValueError, match="temperature"):
         NormSoftmax(DIM, NUM_CLASSES, temperature=float("nan"))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="check_inputs accepts int32 labels, F.cross_entropy needs int64"
-)
 def test_int32_labels_give_the_same_loss():
+    """check_inputs accepts any integer labels; F.cross_entropy needs int64."""
     x, labels = random_batch(6)
     loss = make_normsoftmax()
     torch.testing.assert_close(loss(x, labels.int()), loss(x, labels))

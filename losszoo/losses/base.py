@@ -55,7 +55,7 @@ class MetricLoss(nn.Module):
         check_inputs(
             embeddings, labels, embedding_dim=self.embedding_dim, num_classes=self.num_classes
         )
-        return self.compute(embeddings, labels.to(embeddings.device))
+        return self.compute(embeddings, labels.to(embeddings.device, torch.long))
 
     def compute(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         raise NotImplementedError

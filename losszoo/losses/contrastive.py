@@ -30,7 +30,7 @@ class Contrastive(MetricLoss):
 
     def __init__(self, margin: float = 0.5) -> None:
         super().__init__()
-        if margin < 0:
+        if not margin >= 0:  # NaN too
             raise ValueError(f"margin must be >= 0, got {margin}")
         self.margin = margin
 

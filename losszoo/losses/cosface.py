@@ -44,9 +44,9 @@ class CosFace(MetricLoss):
         class_subsample: float = 1.0,
     ) -> None:
         super().__init__()
-        if scale <= 0:
+        if not scale > 0:  # NaN too
             raise ValueError(f"scale must be > 0, got {scale}")
-        if margin < 0:
+        if not margin >= 0:  # NaN too
             raise ValueError(f"margin must be >= 0, got {margin}")
         if not 0 < class_subsample <= 1:
             raise ValueError(f"class_subsample must lie in (0, 1], got {class_subsample}")

@@ -37,7 +37,7 @@ class NormSoftmax(MetricLoss):
         class_subsample: float = 1.0,
     ) -> None:
         super().__init__()
-        if temperature <= 0:
+        if not temperature > 0:  # NaN too
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if not 0 < class_subsample <= 1:
             raise ValueError(f"class_subsample must lie in (0, 1], got {class_subsample}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +37,8 @@ class ClassWeights(nn.Module):
         if ratio >= 1.0:
             return self.weight, labels
         present, remapped = torch.unique(labels, return_inverse=True)
-        target = max(math.ceil(ratio * self.num_classes), present.numel())
+        # ceil(r * C) in exact arithmetic on r as written: 0.035 * 200 is 7, not 7.000000000000001.
+        target = max(math.ceil(Fraction(str(ratio)) * self.num_classes), present.numel())
         others = sample_other_classes(present, target - present.numel(), self.num_classes)
         rows = torch.cat([present, others])
         return F.embedding(rows, self.weight, sparse=True), remapped

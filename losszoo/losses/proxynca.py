@@ -45,7 +45,7 @@ class ProxyNCA(MetricLoss):
         include_positive: bool = False,
     ) -> None:
         super().__init__()
-        if scale <= 0:
+        if not scale > 0:  # NaN too
             raise ValueError(f"scale must be > 0, got {scale}")
         if num_classes < 2 and not include_positive:
             raise ValueError("Proxy-NCA without the positive proxy needs num_classes >= 2")

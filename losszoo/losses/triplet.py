@@ -42,7 +42,7 @@ class Triplet(MetricLoss):
 
     def __init__(self, margin: float = 0.2, mining: str = "semihard") -> None:
         super().__init__()
-        if margin < 0:
+        if not margin >= 0:  # NaN too
             raise ValueError(f"margin must be >= 0, got {margin}")
         if mining not in MINING_MODES:
             raise ValueError(f"mining must be one of {MINING_MODES}, got {mining!r}")
