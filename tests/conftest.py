@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
 
 from losszoo.losses.registry import LOSSES
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_OMNIGLOT = REPO_ROOT.parent / "shared" / "datasets" / "omniglot"
 
 
 @pytest.fixture

@@ -34,9 +34,12 @@ from losszoo.data.pack_omniglot import downsample, pack
 from losszoo.data.pack_omniglot import main as pack_main
 from losszoo.data.transforms import TensorTransform, build_transform
 
-SHARED_OMNIGLOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "omniglot"
-if not (SHARED_OMNIGLOT / "images_background.zip").is_file():  # a worktree sits one level deeper
-    SHARED_OMNIGLOT = Path("/work/shared/datasets/omniglot")
+# ../shared/ beside the checkout (CI, the main checkout), or further up (a git worktree).
+SHARED_OMNIGLOT = next(
+    (found for parent in Path(__file__).resolve().parents[1].parents
+     if (found := parent / "shared" / "datasets" / "omniglot").is_dir()),
+    Path("shared-datasets-not-found"),
+)
 needs_shared_zips = pytest.mark.skipif(
     not (SHARED_OMNIGLOT / "images_background.zip").is_file(), reason="shared Omniglot zips not available"
 )
