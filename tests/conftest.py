@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
 from losszoo.losses.registry import LOSSES
-
 
 
 @pytest.fixture
