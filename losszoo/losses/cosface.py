@@ -13,15 +13,14 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from losszoo.losses.base import MetricLoss
-from losszoo.losses.proxies import ClassWeights, cosine_logits
+from losszoo.losses.proxies import CosineSoftmaxLoss
 from losszoo.losses.registry import register_loss
 
 
 @register_loss(
     "cosface", sampler="class_balanced", aliases=("lmcl",), tags=("classification", "proxy")
 )
-class CosFace(MetricLoss):
+class CosFace(CosineSoftmaxLoss):
     """Large margin cosine loss: softmax cross-entropy on ``s * (cos(theta_j) - m * [j = y])``.
 
     Args:
@@ -43,26 +42,14 @@ class CosFace(MetricLoss):
         margin: float = 0.35,
         class_subsample: float = 1.0,
     ) -> None:
-        super().__init__()
+        super().__init__(embedding_dim, num_classes, class_subsample)
         if not scale > 0:  # NaN too
             raise ValueError(f"scale must be > 0, got {scale}")
         if not margin >= 0:  # NaN too
             raise ValueError(f"margin must be >= 0, got {margin}")
-        if not 0 < class_subsample <= 1:
-            raise ValueError(f"class_subsample must lie in (0, 1], got {class_subsample}")
-        self.embedding_dim, self.num_classes = embedding_dim, num_classes
         self.scale = scale
         self.margin = margin
-        self.class_subsample = class_subsample
-        self.proxies = ClassWeights(num_classes, embedding_dim)
 
-    def compute(self, embeddings: Tensor, labels: Tensor) -> Tensor:
-        ratio = self.class_subsample if self.training else 1.0
-        weights, targets = self.proxies.select(labels, ratio)
-        cosine = cosine_logits(embeddings, weights)
+    def logits(self, cosine: Tensor, targets: Tensor) -> Tensor:
         target_margin = self.margin * F.one_hot(targets, cosine.shape[1]).to(cosine.dtype)
-        return F.cross_entropy(self.scale * (cosine - target_margin), targets)
-
-    @property
-    def sparse_gradients(self) -> bool:
-        return self.class_subsample < 1.0
+        return self.scale * (cosine - target_margin)

@@ -8,16 +8,14 @@ with x and every class weight p_z L2-normalized, no bias, temperature T = 0.05.
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor
 
-from losszoo.losses.base import MetricLoss
-from losszoo.losses.proxies import ClassWeights, cosine_logits
+from losszoo.losses.proxies import CosineSoftmaxLoss
 from losszoo.losses.registry import register_loss
 
 
 @register_loss("normsoftmax", sampler="class_balanced", tags=("classification", "proxy"))
-class NormSoftmax(MetricLoss):
+class NormSoftmax(CosineSoftmaxLoss):
     """Normalized softmax loss with temperature and optional class subsampling.
 
     Args:
@@ -36,22 +34,10 @@ class NormSoftmax(MetricLoss):
         temperature: float = 0.05,
         class_subsample: float = 1.0,
     ) -> None:
-        super().__init__()
+        super().__init__(embedding_dim, num_classes, class_subsample)
         if not temperature > 0:  # NaN too
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        if not 0 < class_subsample <= 1:
-            raise ValueError(f"class_subsample must lie in (0, 1], got {class_subsample}")
-        self.embedding_dim, self.num_classes = embedding_dim, num_classes
         self.temperature = temperature
-        self.class_subsample = class_subsample
-        self.proxies = ClassWeights(num_classes, embedding_dim)
 
-    def compute(self, embeddings: Tensor, labels: Tensor) -> Tensor:
-        ratio = self.class_subsample if self.training else 1.0
-        weights, targets = self.proxies.select(labels, ratio)
-        logits = cosine_logits(embeddings, weights) / self.temperature
-        return F.cross_entropy(logits, targets)
-
-    @property
-    def sparse_gradients(self) -> bool:
-        return self.class_subsample < 1.0
+    def logits(self, cosine: Tensor, targets: Tensor) -> Tensor:
+        return cosine / self.temperature

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from losszoo.losses.base import MetricLoss
+
 
 class ClassWeights(nn.Module):
     """One learnable D-dimensional weight (proxy) per class, W in R^{C x D}, no bias.
@@ -68,3 +70,35 @@ def sample_other_classes(present: Tensor, count: int, num_classes: int) -> Tenso
 def cosine_logits(embeddings: Tensor, weights: Tensor) -> Tensor:
     """cos(theta_j) = normalize(x) . normalize(w_j), shape [B, C]."""
     return F.normalize(embeddings, dim=1) @ F.normalize(weights, dim=1).T
+
+
+class CosineSoftmaxLoss(MetricLoss):
+    """Softmax cross-entropy over cosine similarities to learned class weights, no bias, with
+    the class subsampling of Zhai & Wu (2019, Sec. 4.5); the base of NormSoftmax and CosFace.
+
+    Subclasses turn the cosines ``cos(theta_j)`` [B, K] into logits (:meth:`logits`).
+    ``class_subsample`` r in (0, 1]: while training, the softmax runs over the batch's classes
+    plus random others, ``ceil(r * C)`` in all; r = 1 uses every class. Subsampling gives the
+    class weights sparse gradients.
+    """
+
+    def __init__(self, embedding_dim: int, num_classes: int, class_subsample: float) -> None:
+        super().__init__()
+        if not 0 < class_subsample <= 1:
+            raise ValueError(f"class_subsample must lie in (0, 1], got {class_subsample}")
+        self.embedding_dim, self.num_classes = embedding_dim, num_classes
+        self.class_subsample = class_subsample
+        self.proxies = ClassWeights(num_classes, embedding_dim)
+
+    def compute(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        ratio = self.class_subsample if self.training else 1.0
+        weights, targets = self.proxies.select(labels, ratio)
+        return F.cross_entropy(self.logits(cosine_logits(embeddings, weights), targets), targets)
+
+    def logits(self, cosine: Tensor, targets: Tensor) -> Tensor:
+        """Logits [B, K] from the cosines [B, K] and the (remapped) target columns [B]."""
+        raise NotImplementedError
+
+    @property
+    def sparse_gradients(self) -> bool:
+        return self.class_subsample < 1.0
