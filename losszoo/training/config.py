@@ -107,19 +107,19 @@ class TrainConfig:
 
 
 # Per-dataset defaults that replace the paper's ImageNet-scale ones. The embedded Omniglot copy
-# is small grey 28x28 images: a 4-block conv net trained from scratch, sized so that
-# `losszoo compare` trains every loss in about 15 minutes on 2 CPU cores.
+# is small grey 28x28 images: a 4-block conv net trained from scratch (so no warm-up: nothing is
+# pretrained), sized so that `losszoo compare` trains every loss in about 15 minutes on 2 CPU
+# cores. The learning rate stays the paper's 0.01 (0.05 trained NormSoftmax worse here).
 DATASET_PRESETS: dict[str, dict[str, Any]] = {
     "omniglot": {
         "backbone": "convnet4",
         "dim": 64,
         "pretrained": False,
         "warmup_epochs": 0,
-        "epochs": 5,
+        "epochs": 3,
         "batch_size": 80,
         "samples_per_class": 5,
-        "lr": 0.05,
-        "lr_milestones": (4,),
+        "lr_milestones": (2,),
     },
 }
 
