@@ -44,6 +44,9 @@ BLOCK_ELEMENTS = 2**20
 TORCH_BLOCK_BYTES = 256 * 2**20
 # faiss GPU brute-force k-selection supports k <= 2048.
 FAISS_GPU_MAX_K = 2048
+# IndexBinaryFlat scans the gallery for `query_batch_size` queries per parallel region (faiss
+# default 32); larger batches mean fewer thread barriers, measured 1.2-2x faster on 2 busy cores.
+BINARY_QUERY_BATCH = 4096
 
 
 def faiss_gpu_available() -> bool:
@@ -100,6 +103,7 @@ class _FaissSearcher:
             index = faiss.IndexFlatIP(gallery.shape[1])
         else:
             index = faiss.IndexBinaryFlat(8 * gallery.shape[1])
+            index.query_batch_size = BINARY_QUERY_BATCH
         if faiss_gpu_available() and k <= FAISS_GPU_MAX_K:
             index = self._to_gpu(index, metric)
         index.add(gallery)
