@@ -14,7 +14,9 @@ The batch's classes are drawn from C = 100 (CUB-like) or 11,318 (SOP-like) class
 changes the cost of the losses with class weights (NormSoftmax, CosFace, Proxy-NCA, and Margin's
 per-class beta), so the pair losses are timed once per batch size.
 
-Timing: ``torch.utils.benchmark.Timer``, warm-up calls first, then ``--rounds`` rounds that
+Timing: ``torch.utils.benchmark.Timer`` on the process's CPU time by default on CPU with one
+thread (``--clock cpu``: time the other processes of a shared machine take from the core is
+not counted; wall-clock time otherwise, and on CUDA), warm-up calls first, then ``--rounds`` rounds that
 alternate ours and PML's (so that load changes on a shared machine hit both alike), each round
 one block of calls lasting about ``--block-ms``; the figure is the median per-call time over
 the rounds. ratio = ours / PML.
@@ -28,6 +30,7 @@ import os
 import platform
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,9 +170,11 @@ def timed_step(fn: LossFn, x: Tensor, labels: Tensor, parameters: list[Tensor]) 
 
 
 def time_pair(steps: dict[str, Callable[[], None]], *, threads: int, warmup: int, rounds: int,
-              block_ms: float) -> dict[str, list[float]]:
+              block_ms: float, clock: Callable[[], float]) -> dict[str, list[float]]:
     """Per-call seconds of each step: ``rounds`` alternating blocks, after warm-up."""
-    timers = {k: Timer("step()", globals={"step": s}, num_threads=threads) for k, s in steps.items()}
+    timers = {
+        k: Timer("step()", globals={"step": s}, num_threads=threads, timer=clock) for k, s in steps.items()
+    }
     numbers = {}
     for key, timer in timers.items():
         timer.timeit(warmup)
@@ -189,12 +194,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--block-ms", type=float, default=200.0)
+    parser.add_argument(
+        "--clock", choices=("cpu", "wall"), default=None,
+        help="cpu: process CPU time (default on CPU with 1 thread: robust to other processes "
+        "sharing the cores); wall: wall-clock time (default otherwise, always on CUDA)",
+    )
     parser.add_argument("--only", default="", help="comma-separated case names")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("CUDA is not available")
     device = torch.device(args.device)
+    if args.clock is None:
+        args.clock = "cpu" if device.type == "cpu" and args.threads == 1 else "wall"
+    if args.clock == "cpu" and (device.type == "cuda" or args.threads != 1):
+        parser.error("--clock cpu measures a single CPU thread: use --device cpu --threads 1")
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(args.threads)
     names = [n for n in CASES if not args.only or n in args.only.split(",")]
 
@@ -206,6 +221,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "clock": args.clock,
         "loadavg_before": load_before,
     }
     print(", ".join(f"{k} {v}" for k, v in machine.items()))
@@ -230,7 +246,7 @@ def main() -> None:
                     "pml": timed_step(pair.theirs, x, labels, parameters),
                 }
                 times = time_pair(steps, threads=args.threads, warmup=args.warmup, rounds=args.rounds,
-                                  block_ms=args.block_ms)
+                                  block_ms=args.block_ms, clock=clock)
                 med = {k: statistics.median(v) for k, v in times.items()}
                 spread = {k: 100 * (max(v) - min(v)) / med[k] for k, v in times.items()}
                 row = {
