@@ -33,12 +33,14 @@ def check_inputs(
         raise ValueError(
             f"embedding dim {embeddings.shape[1]} does not match the loss's embedding_dim {embedding_dim}"
         )
-    if not torch.isfinite(embeddings).all():
+    # NaN or inf anywhere makes the sum NaN or inf: one cheap reduction on the hot path. Only a
+    # non-finite sum (which large finite values can also give) needs the elementwise check.
+    if not torch.isfinite(embeddings.detach().sum()) and not torch.isfinite(embeddings).all():
         raise ValueError("embeddings contain NaN or inf")
-    if num_classes is not None and ((labels < 0).any() or (labels >= num_classes).any()):
-        raise ValueError(
-            f"labels must lie in [0, {num_classes}); got min {int(labels.min())}, max {int(labels.max())}"
-        )
+    if num_classes is not None:
+        low, high = (int(bound) for bound in torch.aminmax(labels))
+        if low < 0 or high >= num_classes:
+            raise ValueError(f"labels must lie in [0, {num_classes}); got min {low}, max {high}")
 
 
 class MetricLoss(nn.Module):

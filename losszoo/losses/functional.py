@@ -48,8 +48,3 @@ def masked_logsumexp(values: Tensor, mask: Tensor, dim: int = 1) -> Tensor:
     masked = values.masked_fill(~mask, float("-inf")).masked_fill(empty, 0.0)
     return torch.logsumexp(masked, dim=dim).masked_fill(empty.squeeze(dim), float("-inf"))
 
-
-def triplet_mask(labels: Tensor) -> Tensor:
-    """Boolean [B, B, B] mask of valid triplets (a, p, n): y_a = y_p with a != p, and y_n != y_a."""
-    positive, negative = label_masks(labels)
-    return positive[:, :, None] & negative[:, None, :]

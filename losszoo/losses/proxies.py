@@ -68,8 +68,14 @@ def sample_other_classes(present: Tensor, count: int, num_classes: int) -> Tenso
 
 
 def cosine_logits(embeddings: Tensor, weights: Tensor) -> Tensor:
-    """cos(theta_j) = normalize(x) . normalize(w_j), shape [B, C]."""
-    return F.normalize(embeddings, dim=1) @ F.normalize(weights, dim=1).T
+    """cos(theta_j) = normalize(x) . normalize(w_j) = (normalize(x) . w_j) / ||w_j||, shape [B, C].
+
+    Dividing the [B, C] products by the weight norms, instead of normalizing the [C, D]
+    weights first, halves the time for C >> B: the backward pass then makes one elementwise
+    pass over the weights instead of several. The norm is clamped at 1e-12 like F.normalize's.
+    """
+    weight_norms = weights.norm(dim=1).clamp_min(1e-12)
+    return (F.normalize(embeddings, dim=1) @ weights.T) / weight_norms
 
 
 class CosineSoftmaxLoss(MetricLoss):

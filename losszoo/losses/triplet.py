@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losszoo.losses.base import MetricLoss
-from losszoo.losses.functional import label_masks, masked_mean, pairwise_distances, triplet_mask
+from losszoo.losses.functional import label_masks, masked_mean, pairwise_distances
 from losszoo.losses.registry import register_loss
 
 MINING_MODES = ("semihard", "hard", "all")
@@ -36,8 +36,7 @@ class Triplet(MetricLoss):
         mining: ``"semihard"`` (default, FaceNet), ``"hard"`` (batch-hard) or ``"all"``.
 
     The loss is averaged over the mined triplets whose loss is non-zero; a batch without such
-    triplets gives 0, still connected to the embeddings in the autograd graph. The semihard
-    and all modes build boolean [B, B, B] masks (fine up to batches of a few hundred).
+    triplets gives 0, still connected to the embeddings in the autograd graph.
     """
 
     def __init__(self, margin: float = 0.2, mining: str = "semihard") -> None:
@@ -56,22 +55,24 @@ class Triplet(MetricLoss):
         return masked_mean(losses, losses > 0)
 
     def _mine(self, distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Indices (anchors, positives, negatives) of the mined triplets.
+        """Indices (anchors, positives, negatives) of the mined triplets, in (a, p, n) order.
 
-        Mining only selects; the loss and its gradient are computed on the selected triplets,
-        so autograd never sees the [B, B, B] tensors.
+        Mining only selects; the loss and its gradient are computed on the selected triplets.
+        Semihard and all mining compare each anchor-positive pair with every candidate
+        negative, [P, B] for P positive pairs, never a [B, B, B] tensor.
         """
+        positive, negative = label_masks(labels)
         if self.mining == "hard":
-            positive, negative = label_masks(labels)
             inf = torch.tensor(float("inf"), dtype=distances.dtype, device=distances.device)
             hardest_positive = torch.where(positive, distances, -inf).argmax(dim=1)
             hardest_negative = torch.where(negative, distances, inf).argmin(dim=1)
             anchors = torch.nonzero(positive.any(dim=1) & negative.any(dim=1)).squeeze(1)
             return anchors, hardest_positive[anchors], hardest_negative[anchors]
-        d_ap, d_an = distances[:, :, None], distances[:, None, :]
+        anchors, positives = positive.nonzero(as_tuple=True)
+        d_ap, d_an = distances[anchors, positives][:, None], distances[anchors]
         # Triplets with d_an >= d_ap + margin have zero loss: not worth gathering.
-        mined = triplet_mask(labels) & (d_an < d_ap + self.margin)
+        mined = negative[anchors] & (d_an < d_ap + self.margin)
         if self.mining == "semihard":
-            mined = mined & (d_ap < d_an)
-        anchors, positives, negatives = torch.nonzero(mined, as_tuple=True)
-        return anchors, positives, negatives
+            mined &= d_ap < d_an
+        pairs, negatives = mined.nonzero(as_tuple=True)
+        return anchors[pairs], positives[pairs], negatives
