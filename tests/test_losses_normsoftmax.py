@@ -67,12 +67,13 @@ def expected_num_sampled(ratio: float, num_classes: int, labels: torch.Tensor) -
 
 
 def sampled_classes(labels: torch.Tensor, ratio: float, num_classes: int, seed: int) -> torch.Tensor:
-    """The class indices ``select`` picks under ``torch.manual_seed(seed)``: the batch's classes,
-    then the random others (same draws from the same global generator)."""
+    """The class indices ``select`` picks under ``torch.manual_seed(seed)``: the batch's classes
+    and the random others (same draws from the same global generator), in increasing order (the
+    order that keeps SGD's sparse momentum buffer from growing)."""
     torch.manual_seed(seed)
     present = labels.unique()
-    count = max(math.ceil(ratio * num_classes), present.numel()) - present.numel()
-    return torch.cat([present, sample_other_classes(present, count, num_classes)])
+    count = max(math.ceil(Fraction(str(ratio)) * num_classes), present.numel()) - present.numel()
+    return torch.cat([present, sample_other_classes(present, count, num_classes)]).sort().values
 
 
 # -- eq. 1 -------------------------------------------------------------------------------------

@@ -56,11 +56,14 @@ class NPair(MetricLoss):
         anchor_idx, positive_idx = npair_indices(labels)
         if anchor_idx.numel() < 2:
             return embeddings.sum() * 0.0
-        anchors, positives = embeddings[anchor_idx], embeddings[positive_idx]
+        num_pairs = anchor_idx.shape[0]
+        paired = embeddings[torch.cat([anchor_idx, positive_idx])]  # one gather: [f; f^+], [2N, D]
+        anchors, positives = paired[:num_pairs], paired[num_pairs:]
         # Row i of the logits is (f_i^T f_j^+)_j; cross entropy with target i is exactly
         # log(1 + sum_{j != i} exp(f_i^T f_j^+ - f_i^T f_i^+)).
         logits = anchors @ positives.T
-        targets = torch.arange(logits.shape[0], device=logits.device)
+        targets = torch.arange(num_pairs, device=logits.device)
         npair_term = F.cross_entropy(logits, targets)
-        squared_norms = anchors.square().sum(dim=1).mean() + positives.square().sum(dim=1).mean()
+        # 1/N sum_i ||f_i||^2 + 1/N sum_i ||f_i^+||^2, summed over the 2N rows at once.
+        squared_norms = paired.square().sum() / num_pairs
         return npair_term + 0.25 * self.l2_reg * squared_norms

@@ -38,12 +38,14 @@ class ClassWeights(nn.Module):
         """Return (weights of the sampled classes [K, D], labels remapped into [0, K))."""
         if ratio >= 1.0:
             return self.weight, labels
-        present, remapped = torch.unique(labels, return_inverse=True)
+        present = torch.unique(labels)
         # ceil(r * C) in exact arithmetic on r as written: 0.035 * 200 is 7, not 7.000000000000001.
         target = max(math.ceil(Fraction(str(ratio)) * self.num_classes), present.numel())
         others = sample_other_classes(present, target - present.numel(), self.num_classes)
-        rows = torch.cat([present, others])
-        return F.embedding(rows, self.weight, sparse=True), remapped
+        # Rows in increasing order make the sparse gradient's indices sorted and unique, which
+        # lets SGD's sparse momentum buffer merge rows (CPU) instead of growing by K every step.
+        rows = torch.cat([present, others]).sort().values
+        return F.embedding(rows, self.weight, sparse=True), torch.searchsorted(rows, labels)
 
 
 def sample_other_classes(present: Tensor, count: int, num_classes: int) -> Tensor:
