@@ -57,7 +57,7 @@ def with_duplicates(rng: np.random.Generator, embeddings: np.ndarray, labels: np
         source, target = rng.choice(np.flatnonzero(labels == cls), size=2, replace=False)
         embeddings[target] = embeddings[source]
     identical = np.repeat(rng.standard_normal((1, embeddings.shape[1])), 5, axis=0)
-    crossed = embeddings[:3]  # the same vectors under a label no one else has
+    crossed = embeddings[:3]  # copies of three items, under a new label they share
     embeddings = np.concatenate([embeddings, identical, crossed])
     labels = np.concatenate([labels, np.full(5, labels.max() + 1), np.full(3, labels.max() + 2)])
     return embeddings, labels
@@ -203,7 +203,7 @@ def test_query_gallery_matches_brute_force(query_gallery_data, backend):
 @pytest.mark.parametrize("backend", ["faiss", "torch"])
 def test_binary_matches_brute_force_hamming(backend):
     rng = np.random.default_rng(3)
-    embeddings, labels = clustered(rng, [2, 3, 5, 8, 1, 6, 4, 7, 9, 5, 3, 6], dim=256, spread=1.3)
+    embeddings, labels = clustered(rng, [2, 3, 5, 8, 1, 6, 4, 7, 9, 5, 3, 6], dim=256, spread=3.0)
     check_against_brute_force(embeddings, labels, None, None, binary=True, backend=backend)
     queries, gallery = embeddings[:20], embeddings[20:]
     check_against_brute_force(queries, labels[:20], gallery, labels[20:], binary=True, backend=backend)
