@@ -129,9 +129,9 @@ def lifted(c: int) -> Pair:
 
 
 def contrastive(c: int) -> Pair:
-    theirs = pml_losses.ContrastiveLoss(pos_margin=0, neg_margin=0.5)
+    theirs = pml_losses.ContrastiveLoss(pos_margin=0, neg_margin=1.0)
     note = "PML: unsquared terms, positive/negative means over non-zero terms"
-    return Pair(Contrastive(margin=0.5), theirs, (), note)
+    return Pair(Contrastive(margin=1.0), theirs, (), note)
 
 
 # name -> (factory, depends on the number of classes, PML counterpart)
@@ -144,7 +144,7 @@ CASES: dict[str, tuple[Callable[[int], Pair], bool, str]] = {
     "margin": (margin, True, "MarginLoss(0.2, beta=1.2, learn_beta, C) + DistanceWeightedMiner"),
     "npair": (npair, False, "NPairsLoss(DotProductSimilarity(normalize_embeddings=False))"),
     "lifted": (lifted, False, "LiftedStructureLoss(1, 0, LpDistance(normalize_embeddings=False))"),
-    "contrastive": (contrastive, False, "ContrastiveLoss(pos_margin=0, neg_margin=0.5)"),
+    "contrastive": (contrastive, False, "ContrastiveLoss(pos_margin=0, neg_margin=1.0)"),
 }
 
 

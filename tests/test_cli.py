@@ -206,6 +206,42 @@ def test_command_line_wins_over_config_file(tmp_path):
     assert table["losses"] == ["triplet"]
 
 
+def test_dataset_preset_sets_loss_options_and_explicit_options_win():
+    from losszoo.cli.main import build_parser
+    from losszoo.cli.options import config_from_args
+
+    def train_config(*argv: str):
+        return config_from_args(build_parser().parse_args(["train", *argv]))[0]
+
+    assert train_config("--loss", "cosface").loss_options == {"scale": 20.0}  # Omniglot preset
+    assert train_config("--loss", "lmcl").loss_options == {"scale": 20.0}  # alias
+    assert train_config("--loss", "cosface", "--dataset", "cub200").loss_options == {}  # paper's s = 64
+    assert train_config("--loss", "normsoftmax").loss_options == {}
+    # Explicit options are added to the preset's, and win over them.
+    from losszoo.cli.options import parse_loss_options
+    args = build_parser().parse_args(["train", "--loss", "cosface"])
+    config, _ = config_from_args(args, loss_options=parse_loss_options(["scale=64", "margin=0.2"]))
+    assert config.loss_options == {"scale": 64, "margin": 0.2}
+
+
+def test_compare_gives_each_loss_its_preset_options(tmp_path, monkeypatch):
+    compare_module = importlib.import_module("losszoo.training.compare")
+    seen = []
+
+    def fake_train(config, *args, **kwargs):
+        seen.append((config.loss, config.loss_options))
+        raise StopIteration  # stop before any training
+
+    monkeypatch.setattr(compare_module, "train", fake_train)
+    monkeypatch.setattr(compare_module, "untrained_baseline", lambda *a, **k: {})
+    from losszoo.training import build_config
+    base = build_config({"max_classes": 10})
+    for losses, options in ((["cosface"], None), (["lmcl"], {"lmcl": {"margin": 0.1}})):
+        with pytest.raises(StopIteration):
+            compare_module.compare(base, tmp_path, losses=losses, loss_options=options, progress=False)
+    assert seen == [("cosface", {"scale": 20.0}), ("cosface", {"scale": 20.0, "margin": 0.1})]
+
+
 @pytest.mark.parametrize("config", sorted((Path(__file__).parents[1] / "benchmarks" / "configs").glob("*.toml")))
 def test_paper_configs_are_valid(config):
     from losszoo.cli.main import build_parser

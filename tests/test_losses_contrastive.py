@@ -92,6 +92,6 @@ def test_spec_and_bad_hyperparameters():
     spec = get_loss_spec("contrastive")
     assert spec.cls is Contrastive and spec.sampler == "class_balanced"
     assert not spec.needs_num_classes
-    assert dict(spec.defaults) == {"margin": 0.5}
+    assert dict(spec.defaults) == {"margin": 1.0}
     with pytest.raises(ValueError, match="margin"):
         Contrastive(margin=-0.5)

@@ -4,7 +4,8 @@ Mapping", CVPR 2006, eq. 4), over every pair of the batch:
     L = mean over pairs (i, j), i != j, of   d_ij^2                 if y_i = y_j,
                                              relu(m - d_ij)^2       otherwise,
 
-d the Euclidean distance between L2-normalized embeddings, m = 0.5. Eq. 4's factors 1/2 are
+d the Euclidean distance between L2-normalized embeddings, m = 1 (the paper's value, and
+pytorch-metric-learning's ``neg_margin``). Eq. 4's factors 1/2 are
 left out (they only halve the gradient). Each unordered pair appears twice among the ordered
 pairs i != j, so the mean equals the mean over pairs i < j.
 """
@@ -25,10 +26,11 @@ class Contrastive(MetricLoss):
     """Contrastive loss: pull positive pairs together, push negatives beyond the margin.
 
     Args:
-        margin: m, the distance beyond which negative pairs cost nothing (default 0.5).
+        margin: m, the distance beyond which negative pairs cost nothing (default 1.0;
+            on the unit sphere a random pair lies about sqrt(2) apart).
     """
 
-    def __init__(self, margin: float = 0.5) -> None:
+    def __init__(self, margin: float = 1.0) -> None:
         super().__init__()
         if not margin >= 0:  # NaN too
             raise ValueError(f"margin must be >= 0, got {margin}")

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from losszoo.losses import get_loss_spec, list_losses
 from losszoo.training.checkpoint import folder_name, write_json
-from losszoo.training.config import TrainConfig
+from losszoo.training.config import TrainConfig, preset_loss_options
 from losszoo.training.inference import evaluate_model, resolve_device
 from losszoo.training.report import write_report
 from losszoo.training.trainer import RESULT, build_model, check_names, load_eval_data, train
@@ -84,7 +84,8 @@ def compare(
         records.append(untrained_baseline(base.replace(seed=seed), output_dir, console))
     for name in names:
         for seed in range(base.seed, base.seed + seeds):
-            config = base.replace(loss=name, seed=seed, loss_options=loss_options.get(name, {}))
+            options = preset_loss_options(base.dataset, name, loss_options.get(name))
+            config = base.replace(loss=name, seed=seed, loss_options=options)
             run_dir = output_dir / folder_name(name) / f"seed{seed}"
             done = _finished(run_dir / RESULT, config)
             if done:
