@@ -135,6 +135,21 @@ def test_eval_reproduces_the_metrics_of_a_trained_run(tmp_path, capsys):
     assert "recall@1" in capsys.readouterr().out
 
 
+def test_lazy_momentum_trains_subsampled_class_weights_with_a_dense_buffer(tmp_path):
+    run_dir = tmp_path / "run"
+    assert run_cli("train", "--loss", "normsoftmax", "--loss-option", "class_subsample=0.5",
+                   "--lazy-momentum", "--epochs", "1", "--batches-per-epoch", "3",
+                   "--output", str(run_dir), *TINY) == 0
+    from losszoo.training.checkpoint import load_checkpoint
+
+    state = load_checkpoint(run_dir / CHECKPOINT)
+    assert state["config"]["lazy_momentum"] is True
+    class_weights = state["loss"]["proxies.weight"]
+    buffers = [s["momentum_buffer"] for s in state["optimizer"]["state"].values()]
+    lazy = [b for b in buffers if b.shape == class_weights.shape]
+    assert len(lazy) == 1 and not lazy[0].is_sparse and lazy[0].abs().sum() > 0
+
+
 def test_eval_needs_a_checkpoint(tmp_path, capsys):
     assert run_cli("eval", str(tmp_path)) == 2
     assert "no checkpoint" in capsys.readouterr().err

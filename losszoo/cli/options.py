@@ -39,6 +39,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float)
     g.add_argument("--momentum", type=float)
     g.add_argument("--lr-gamma", dest="lr_gamma", type=float, help="step-decay factor")
+    g.add_argument("--lazy-momentum", dest="lazy_momentum", action="store_const", const=True,
+                   help="subsampled class weights: momentum on the sampled rows only (fast at 1M classes)")
     g.add_argument("--lr-milestones", dest="lr_milestones", type=_int_tuple)
     g.add_argument("--weight-decay", dest="weight_decay", type=float)
     g.add_argument("--batches-per-epoch", dest="batches_per_epoch", type=int)

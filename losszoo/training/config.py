@@ -43,6 +43,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     lr_milestones: tuple[int, ...] = (15,)  # counted in epochs after the warm-up
     lr_gamma: float = 0.1
+    lazy_momentum: bool = False  # sparse class weights: momentum on sampled rows only (optim.py)
     batches_per_epoch: int | None = None  # None: about len(train set) / batch_size
     eval_every: int = 0  # evaluate every N epochs; 0: only at the end
     ks: tuple[int, ...] = (1, 2, 4, 8)

@@ -40,6 +40,7 @@ from losszoo.samplers import SAMPLERS, create_sampler
 from losszoo.training.checkpoint import load_checkpoint, save_checkpoint, write_json
 from losszoo.training.config import TrainConfig
 from losszoo.training.inference import EvalData, evaluate_model, resolve_device
+from losszoo.training.optim import LazySparseSGD
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
@@ -103,7 +104,8 @@ def build_run(config: TrainConfig) -> Run:
     # augmentation, and hence a resumed run, depends on (seed, epoch) only.
     loader = DataLoader(train_set, batch_sampler=sampler, num_workers=config.workers,
                         pin_memory=device.type == "cuda")
-    optimizer = torch.optim.SGD(
+    optimizer_class = LazySparseSGD if config.lazy_momentum else torch.optim.SGD
+    optimizer = optimizer_class(
         param_groups(model, loss, config, spec.lr_multiplier),
         lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
     )
