@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -42,6 +40,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # time this checkout's losszoo
+from _common import finish, machine_info  # noqa: E402  (benchmarks/, the script's folder)
 from losszoo.losses import NormSoftmax  # noqa: E402
 from losszoo.training.optim import LazySparseSGD  # noqa: E402
 
@@ -148,17 +147,11 @@ def main() -> None:
         print(json.dumps(run_phase(args.case, args.phase, args.steps, device)))
         return
 
-    names = [n for n in CASES if not args.only or n in args.only.split(",")]
-    unknown = set(names) - set(CASES)
+    unknown = set(args.only.split(",")) - set(CASES) if args.only else set()
     if unknown:
         parser.error(f"unknown case(s) {sorted(unknown)}; known: {', '.join(CASES)}")
-    machine = {
-        "python": platform.python_version(), "torch": torch.__version__,
-        "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "loadavg_before": os.getloadavg(),
-    }
-    print(", ".join(f"{k} {v}" for k, v in machine.items()))
+    names = [n for n in CASES if not args.only or n in args.only.split(",")]
+    machine = machine_info(device)
     print(f"{'case':<9} {'classes':>9} {'r':>5} {'weights MiB':>11} {'loss ms':>8} {'train ms':>9} "
           f"{'ratio':>6} {'lazy ms':>8} {'ratio':>6}  peak MiB loss/train/lazy")
     rows = [run_case(name, args.steps, args.device) for name in names]
@@ -170,12 +163,7 @@ def main() -> None:
         print(f"{row['case']:<9} {row['classes']:>9} {row['r']:>5g} {row['weights_mib']:>11.0f} "
               f"{row['loss_ms']:>8.2f} {row['train_ms']:>9.2f} {ratios[0]} {row['lazy_ms']:>8.2f} {ratios[1]} "
               f" {row['loss_peak_mib']:.0f}/{row['train_peak_mib']:.0f}/{row['lazy_peak_mib']:.0f}")
-    machine["loadavg_after"] = os.getloadavg()
-    print(f"load average before {machine['loadavg_before']}, after {machine['loadavg_after']}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"machine": machine, "args": vars(args) | {"json": str(args.json)},
-                                         "rows": rows}, indent=1))
+    finish(machine, args, rows)
 
 
 if __name__ == "__main__":

@@ -25,9 +25,6 @@ the rounds. ratio = ours / PML.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -43,6 +40,7 @@ from torch import Tensor, nn
 from torch.utils.benchmark import Timer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # time this checkout's losszoo
+from _common import finish, machine_info  # noqa: E402  (benchmarks/, the script's folder)
 from losszoo.losses import (  # noqa: E402
     Contrastive,
     CosFace,
@@ -213,18 +211,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     names = [n for n in CASES if not args.only or n in args.only.split(",")]
 
-    load_before = os.getloadavg()
-    machine = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "pytorch_metric_learning": __import__("pytorch_metric_learning").__version__,
-        "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "clock": args.clock,
-        "loadavg_before": load_before,
-    }
-    print(", ".join(f"{k} {v}" for k, v in machine.items()))
+    machine = machine_info(device, pytorch_metric_learning=__import__("pytorch_metric_learning").__version__,
+                           clock=args.clock)
     header = f"{'loss':<12} {'batch':>5} {'classes':>7} {'ours ms':>9} {'PML ms':>9} {'ratio':>6}  spread ours/PML %"
     print(header)
     rows = []
@@ -262,12 +250,7 @@ def main() -> None:
                 classes = str(num_classes) if uses_classes else "-"
                 print(f"{name:<12} {len(labels):>5} {classes:>7} {row['ours_ms']:>9.3f} {row['pml_ms']:>9.3f} "
                       f"{row['ratio']:>6.2f}  {spread['ours']:.0f}/{spread['pml']:.0f}", flush=True)
-    machine["loadavg_after"] = os.getloadavg()
-    print(f"load average before {load_before}, after {machine['loadavg_after']}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"machine": machine, "args": vars(args) | {"json": str(args.json)},
-                                         "rows": rows}, indent=1))
+    finish(machine, args, rows)
 
 
 if __name__ == "__main__":
