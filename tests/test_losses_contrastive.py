@@ -3,7 +3,6 @@ against pytorch-metric-learning's ContrastiveLoss, compared pair by pair."""
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
@@ -11,6 +10,7 @@ from pytorch_metric_learning.distances import LpDistance
 from pytorch_metric_learning.losses import ContrastiveLoss
 from pytorch_metric_learning.reducers import DoNothingReducer
 
+from helpers import clustered, unit_distance
 from losszoo import Contrastive, create_loss, get_loss_spec
 
 DIM = 3
@@ -23,14 +23,7 @@ def random_batch(seed: int, class_balanced: bool = True) -> tuple[torch.Tensor, 
         labels = torch.arange(4).repeat_interleave(3)
     else:
         labels = torch.randint(5, (11,), generator=g)
-    centers = torch.randn(int(labels.max()) + 1, DIM, generator=g, dtype=torch.float64)
-    x = centers[labels] + 0.8 * torch.randn(len(labels), DIM, generator=g, dtype=torch.float64)
-    return x, labels
-
-
-def unit_distance(u: list[float], v: list[float]) -> float:
-    nu, nv = math.sqrt(sum(a * a for a in u)), math.sqrt(sum(b * b for b in v))
-    return math.sqrt(sum((a / nu - b / nv) ** 2 for a, b in zip(u, v)))
+    return clustered(labels, DIM, 0.8, g), labels
 
 
 def reference_contrastive(x, labels, margin) -> tuple[float, int]:

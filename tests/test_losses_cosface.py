@@ -9,23 +9,19 @@ import pytest
 import torch
 from pytorch_metric_learning.losses import CosFaceLoss
 
+from helpers import forward_backward, gaussian_batch, vary_class_weight_norms
 from losszoo import CosFace, NormSoftmax, create_loss, get_loss_spec
 
 DIM, NUM_CLASSES, BATCH = 5, 7, 12
 
 
 def random_batch(seed: int, batch: int = BATCH) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, DIM, generator=g, dtype=torch.float64)
-    labels = torch.randint(NUM_CLASSES, (batch,), generator=g)
-    return x, labels
+    return gaussian_batch(seed, batch, DIM, NUM_CLASSES)
 
 
 def make_cosface(**kwargs) -> CosFace:
     loss = create_loss("cosface", embedding_dim=DIM, num_classes=NUM_CLASSES, **kwargs).double()
-    with torch.no_grad():  # weights of varied norms: the loss must normalize them
-        loss.proxies.weight.mul_(torch.rand(NUM_CLASSES, 1, dtype=torch.float64) * 3 + 0.1)
-    return loss
+    return vary_class_weight_norms(loss)
 
 
 def reference_cosface(x, labels, weights, scale, margin) -> float:
@@ -64,12 +60,10 @@ def test_matches_pytorch_metric_learning(seed):
     theirs = CosFaceLoss(NUM_CLASSES, DIM, margin=0.35, scale=64).double()
     with torch.no_grad():
         theirs.W.copy_(ours.proxies.weight.T)
-    x_ours, x_theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
-    value_ours, value_theirs = ours(x_ours, labels), theirs(x_theirs, labels)
-    value_ours.backward()
-    value_theirs.backward()
+    value_ours, grad_ours = forward_backward(ours, x, labels)
+    value_theirs, grad_theirs = forward_backward(theirs, x, labels)
     torch.testing.assert_close(value_ours, value_theirs, rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(x_ours.grad, x_theirs.grad, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(grad_ours, grad_theirs, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(ours.proxies.weight.grad, theirs.W.grad.T, rtol=1e-9, atol=1e-12)
 
 

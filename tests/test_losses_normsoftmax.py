@@ -11,6 +11,7 @@ import pytest
 import torch
 from pytorch_metric_learning.losses import NormalizedSoftmaxLoss
 
+from helpers import forward_backward, gaussian_batch, vary_class_weight_norms
 from losszoo import NormSoftmax, create_loss
 from losszoo.losses.proxies import ClassWeights, sample_other_classes
 
@@ -18,10 +19,7 @@ DIM, NUM_CLASSES, BATCH = 5, 11, 12
 
 
 def random_batch(seed: int, batch: int = BATCH, num_classes: int = NUM_CLASSES):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, DIM, generator=g, dtype=torch.float64)
-    labels = torch.randint(num_classes, (batch,), generator=g)
-    return x, labels
+    return gaussian_batch(seed, batch, DIM, num_classes)
 
 
 def few_class_batch(seed: int, num_present: int = 3, per_class: int = 4):
@@ -35,9 +33,7 @@ def few_class_batch(seed: int, num_present: int = 3, per_class: int = 4):
 
 def make_normsoftmax(num_classes: int = NUM_CLASSES, **kwargs) -> NormSoftmax:
     loss = create_loss("normsoftmax", embedding_dim=DIM, num_classes=num_classes, **kwargs).double()
-    with torch.no_grad():  # weights of varied norms: the loss must normalize them
-        loss.proxies.weight.mul_(torch.rand(num_classes, 1, dtype=torch.float64) * 3 + 0.1)
-    return loss
+    return vary_class_weight_norms(loss)
 
 
 def reference_normsoftmax(x, labels, weights, temperature, classes=None) -> float:
@@ -104,13 +100,11 @@ def test_matches_pytorch_metric_learning(seed, temperature):
     theirs = NormalizedSoftmaxLoss(NUM_CLASSES, DIM, temperature=temperature).double()
     with torch.no_grad():
         theirs.W.copy_(ours.proxies.weight.T)
-    x_ours, x_theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
-    value_ours, value_theirs = ours(x_ours, labels), theirs(x_theirs, labels)
-    value_ours.backward()
-    value_theirs.backward()
+    value_ours, grad_ours = forward_backward(ours, x, labels)
+    value_theirs, grad_theirs = forward_backward(theirs, x, labels)
     assert not ours.proxies.weight.grad.is_sparse
     torch.testing.assert_close(value_ours, value_theirs, rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(x_ours.grad, x_theirs.grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grad_ours, grad_theirs, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(ours.proxies.weight.grad, theirs.W.grad.T, rtol=1e-10, atol=1e-12)
 
 

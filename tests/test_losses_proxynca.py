@@ -11,23 +11,19 @@ import pytest
 import torch
 from pytorch_metric_learning.losses import ProxyNCALoss
 
+from helpers import forward_backward, gaussian_batch, vary_class_weight_norms
 from losszoo import ProxyNCA, create_loss, get_loss_spec
 
 DIM, NUM_CLASSES, BATCH = 5, 7, 12
 
 
 def random_batch(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(BATCH, DIM, generator=g, dtype=torch.float64)
-    labels = torch.randint(NUM_CLASSES, (BATCH,), generator=g)
-    return x, labels
+    return gaussian_batch(seed, BATCH, DIM, NUM_CLASSES)
 
 
 def make_proxynca(**kwargs) -> ProxyNCA:
     loss = create_loss("proxynca", embedding_dim=DIM, num_classes=NUM_CLASSES, **kwargs).double()
-    with torch.no_grad():  # proxies of varied norms: the loss must normalize them
-        loss.proxies.weight.mul_(torch.rand(NUM_CLASSES, 1, dtype=torch.float64) * 3 + 0.1)
-    return loss
+    return vary_class_weight_norms(loss)
 
 
 def scaled_unit(v: list[float], scale: float) -> list[float]:
@@ -99,12 +95,10 @@ def test_matches_pytorch_metric_learning_with_positive_in_denominator(seed, scal
     theirs = ProxyNCALoss(NUM_CLASSES, DIM, softmax_scale=scale**2).double()
     with torch.no_grad():
         theirs.proxies.copy_(ours.proxies.weight)
-    x_ours, x_theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
-    value_ours, value_theirs = ours(x_ours, labels), theirs(x_theirs, labels)
-    value_ours.backward()
-    value_theirs.backward()
+    value_ours, grad_ours = forward_backward(ours, x, labels)
+    value_theirs, grad_theirs = forward_backward(theirs, x, labels)
     torch.testing.assert_close(value_ours, value_theirs, rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(x_ours.grad, x_theirs.grad, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(grad_ours, grad_theirs, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(ours.proxies.weight.grad, theirs.proxies.grad, rtol=1e-9, atol=1e-12)
 
 

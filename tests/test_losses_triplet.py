@@ -11,6 +11,7 @@ import torch
 from pytorch_metric_learning.losses import TripletMarginLoss
 from pytorch_metric_learning.miners import BatchHardMiner, TripletMarginMiner
 
+from helpers import clustered, unit_distance
 from losszoo import Triplet, create_loss, get_loss_spec
 
 DIM = 4
@@ -23,14 +24,7 @@ def random_batch(seed: int, class_balanced: bool) -> tuple[torch.Tensor, torch.T
         labels = torch.arange(4).repeat_interleave(4)
     else:  # some classes with a single sample (anchors without positives)
         labels = torch.randint(6, (14,), generator=g)
-    centers = torch.randn(int(labels.max()) + 1, DIM, generator=g, dtype=torch.float64)
-    x = centers[labels] + 0.7 * torch.randn(len(labels), DIM, generator=g, dtype=torch.float64)
-    return x, labels
-
-
-def unit_distance(u: list[float], v: list[float]) -> float:
-    nu, nv = math.sqrt(sum(a * a for a in u)), math.sqrt(sum(b * b for b in v))
-    return math.sqrt(sum((a / nu - b / nv) ** 2 for a, b in zip(u, v)))
+    return clustered(labels, DIM, 0.7, g), labels
 
 
 def reference_triplet(x, labels, margin, mining) -> tuple[float, int]:
