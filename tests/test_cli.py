@@ -257,6 +257,19 @@ def test_compare_gives_each_loss_its_preset_options(tmp_path, monkeypatch):
     assert seen == [("cosface", {"scale": 20.0}), ("cosface", {"scale": 20.0, "margin": 0.1})]
 
 
+def test_compare_loss_options_from_command_line_win_over_the_config_file(tmp_path, monkeypatch, capsys):
+    compare_cli = importlib.import_module("losszoo.cli.compare")
+    seen = {}
+    monkeypatch.setattr(compare_cli, "compare", lambda *a, **k: seen.update(k["loss_options"]))
+    path = tmp_path / "c.toml"
+    path.write_text("[loss_options.cosface]\nscale = 30.0\nmargin = 0.2\n")
+    assert run_cli("compare", "--config", str(path), "--loss-option", "cosface.scale=64",
+                   "--loss-option", "triplet.margin=0.1", "--output", str(tmp_path)) == 0
+    assert seen == {"cosface": {"scale": 64, "margin": 0.2}, "triplet": {"margin": 0.1}}
+    assert run_cli("compare", "--loss-option", "scale=64", "--output", str(tmp_path)) == 2
+    assert "LOSS.NAME=VALUE" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("config", sorted((Path(__file__).parents[1] / "benchmarks" / "configs").glob("*.toml")))
 def test_paper_configs_are_valid(config):
     from losszoo.cli.main import build_parser
