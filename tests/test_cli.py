@@ -150,6 +150,16 @@ def test_lazy_momentum_trains_subsampled_class_weights_with_a_dense_buffer(tmp_p
     assert len(lazy) == 1 and not lazy[0].is_sparse and lazy[0].abs().sum() > 0
 
 
+def test_many_subsampled_classes_without_lazy_momentum_get_a_hint(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(importlib.import_module("losszoo.training.trainer"), "LAZY_MOMENTUM_HINT_CLASSES", 10)
+    args = ["train", "--loss", "normsoftmax", "--loss-option", "class_subsample=0.5", "--epochs", "1",
+            "--batches-per-epoch", "1", *TINY]
+    assert run_cli(*args, "--output", str(tmp_path / "a")) == 0
+    assert "--lazy-momentum" in capsys.readouterr().err
+    assert run_cli(*args, "--lazy-momentum", "--output", str(tmp_path / "b")) == 0
+    assert "--lazy-momentum" not in capsys.readouterr().err
+
+
 def test_eval_needs_a_checkpoint(tmp_path, capsys):
     assert run_cli("eval", str(tmp_path)) == 2
     assert "no checkpoint" in capsys.readouterr().err

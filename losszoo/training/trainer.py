@@ -45,6 +45,9 @@ from losszoo.training.optim import LazySparseSGD
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
 PROGRESS_EVERY = 10  # batches between progress-bar updates
+# From this many subsampled classes on, exact momentum SGD's O(C x D) step dominates (46x the
+# loss at 1M classes, benchmarks/bench_class_subsample.py): the trainer suggests --lazy-momentum.
+LAZY_MOMENTUM_HINT_CLASSES = 100_000
 
 
 def seed_everything(seed: int) -> None:
@@ -227,6 +230,11 @@ def train(
     output_dir = Path(output_dir)
     console = console or Console(stderr=True)
     run = build_run(config)
+    if getattr(run.loss, "sparse_gradients", False) and not config.lazy_momentum \
+            and getattr(run.loss, "num_classes", 0) >= LAZY_MOMENTUM_HINT_CLASSES:
+        console.log(f"hint: with {run.loss.num_classes:,} subsampled classes, exact momentum SGD "
+                    "updates every class weight each step; --lazy-momentum updates only the "
+                    "sampled rows (see docs/performance.md)")
     checkpoint = output_dir / CHECKPOINT
     if resume and checkpoint.exists():
         _restore(run, load_checkpoint(checkpoint), checkpoint)
