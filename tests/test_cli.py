@@ -233,7 +233,7 @@ def test_command_line_wins_over_config_file(tmp_path):
 
 def test_dataset_preset_sets_loss_options_and_explicit_options_win():
     from losszoo.cli.main import build_parser
-    from losszoo.cli.options import config_from_args
+    from losszoo.cli.options import config_from_args, parse_loss_options
 
     def train_config(*argv: str):
         return config_from_args(build_parser().parse_args(["train", *argv]))[0]
@@ -243,7 +243,6 @@ def test_dataset_preset_sets_loss_options_and_explicit_options_win():
     assert train_config("--loss", "cosface", "--dataset", "cub200").loss_options == {}  # paper's s = 64
     assert train_config("--loss", "normsoftmax").loss_options == {}
     # Explicit options are added to the preset's, and win over them.
-    from losszoo.cli.options import parse_loss_options
     args = build_parser().parse_args(["train", "--loss", "cosface"])
     config, _ = config_from_args(args, loss_options=parse_loss_options(["scale=64", "margin=0.2"]))
     assert config.loss_options == {"scale": 64, "margin": 0.2}

@@ -90,6 +90,7 @@ def plot(rows: Sequence[dict[str, Any]], ks: Sequence[int], output_dir: Path) ->
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
     paths = []
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -99,7 +100,7 @@ def plot(rows: Sequence[dict[str, Any]], ks: Sequence[int], output_dir: Path) ->
                     label=row["loss"], linestyle="--" if row["loss"] == "untrained" else "-")
     ax.set(xscale="log", xticks=list(ks), xticklabels=[str(k) for k in ks], xlabel="K",
            ylabel="Recall@K (%)", title="Recall@K per loss")
-    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # no "3 x 10^0" labels on the log axis
+    ax.xaxis.set_minor_locator(NullLocator())  # no "3 x 10^0" labels on the log axis
     ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))  # beside the curves
     ax.grid(alpha=0.3)
     paths.append(_save(fig, output_dir / "recall_at_k.png"))

@@ -45,8 +45,9 @@ from losszoo.training.optim import LazySparseSGD
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
 PROGRESS_EVERY = 10  # batches between progress-bar updates
-# From this many subsampled classes on, exact momentum SGD's O(C x D) step dominates (46x the
-# loss at 1M classes, benchmarks/bench_class_subsample.py): the trainer suggests --lazy-momentum.
+# From this many subsampled classes on, exact momentum SGD's O(C x D) step dominates (at 1M
+# classes, 46x a full-softmax step at 10k: benchmarks/bench_class_subsample.py), so the trainer
+# suggests --lazy-momentum.
 LAZY_MOMENTUM_HINT_CLASSES = 100_000
 
 
