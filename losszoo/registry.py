@@ -2,8 +2,8 @@
 
 A :class:`Registry` maps lowercase names (and aliases) to entries, lists them with fnmatch
 patterns, suggests close names for typos, and can pull extra entries from a Python entry-point
-group the first time it is read (how third-party packages add losses, in the style of timm's
-``@register_model`` and torchvision's ``get_model``).
+group when first listed or asked for a name it does not have (how third-party packages add
+losses, in the style of timm's ``@register_model`` and torchvision's ``get_model``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ def check_name(name: str, kind: str = "name") -> str:
 class Registry(Generic[T]):
     """A name -> entry table with aliases, fnmatch listing and lazy entry-point plugins.
 
-    ``entry_point_group`` names a group whose entry points are imported once, on first read;
+    ``entry_point_group`` names a group whose entry points are imported once, on the first
+    listing or the first lookup of a name not registered yet (so that looking up a built-in
+    entry imports no plugin: the pml adapter alone takes ~1.5 s to import);
     importing a plugin module is expected to register its entries (a decorator runs). A plugin
     that fails to import is reported with a warning naming it and otherwise ignored.
     """
@@ -84,8 +86,9 @@ class Registry(Generic[T]):
     # -- reading ------------------------------------------------------------------------------
     def canonical(self, name: str) -> str:
         """Resolve an alias to its canonical name; raise ``KeyError`` with suggestions."""
-        self._load_plugins()
         key = name.lower() if isinstance(name, str) else name
+        if key not in self._entries and key not in self._aliases:
+            self._load_plugins()
         if key in self._entries:
             return key
         if key in self._aliases:

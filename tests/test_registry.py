@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 import sys
 import textwrap
 import warnings
@@ -161,3 +162,18 @@ def test_broken_plugin_warns_and_names_itself(plugin_path, loss_registry):
         loss_registry.reload_plugins()
     assert any("'broken'" in str(w.message) and "boom" in str(w.message) for w in caught)
     assert "normsoftmax" in list_losses()  # the zoo still works
+
+
+def test_built_in_lookups_import_no_plugin_and_a_miss_loads_them():
+    # In a fresh process: the pml adapter (an entry-point plugin) takes ~1.5 s to import, so a
+    # lookup that the built-ins answer must not load plugins; listing or an unknown name does.
+    script = textwrap.dedent("""
+        import sys
+        import losszoo
+        losszoo.get_loss_spec("normsoftmax"), losszoo.get_loss_spec("lmcl")
+        print("pytorch_metric_learning" in sys.modules)
+        losszoo.get_loss_spec("pml:arcfaceloss")
+        print("pytorch_metric_learning" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]
