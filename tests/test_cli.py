@@ -260,10 +260,12 @@ def test_compare_gives_each_loss_its_preset_options(tmp_path, monkeypatch):
     monkeypatch.setattr(compare_module, "untrained_baseline", lambda *a, **k: {})
     from losszoo.training import build_config
     base = build_config({"max_classes": 10})
-    for losses, options in ((["cosface"], None), (["lmcl"], {"lmcl": {"margin": 0.1}})):
+    for losses, options in ((["cosface"], None), (["lmcl"], {"lmcl": {"margin": 0.1}}),
+                            (["cosface"], {"lmcl": {"margin": 0.1}, "cosface": {"scale": 64}})):
         with pytest.raises(StopIteration):
             compare_module.compare(base, tmp_path, losses=losses, loss_options=options, progress=False)
-    assert seen == [("cosface", {"scale": 20.0}), ("cosface", {"scale": 20.0, "margin": 0.1})]
+    assert seen == [("cosface", {"scale": 20.0}), ("cosface", {"scale": 20.0, "margin": 0.1}),
+                    ("cosface", {"scale": 64, "margin": 0.1})]  # alias and name both kept
 
 
 def test_compare_loss_options_from_command_line_win_over_the_config_file(tmp_path, monkeypatch, capsys):

@@ -72,7 +72,10 @@ def compare(
     names = [get_loss_spec(name).name for name in losses]
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
-    loss_options = {get_loss_spec(name).name: options for name, options in (loss_options or {}).items()}
+    by_name: dict[str, dict[str, Any]] = {}  # an alias's options merge into its loss's, none dropped
+    for name, options in (loss_options or {}).items():
+        by_name.setdefault(get_loss_spec(name).name, {}).update(options)
+    loss_options = by_name
     unknown = sorted(set(loss_options) - set(names))
     if unknown:
         raise ValueError(f"loss options given for losses not compared: {', '.join(unknown)}")
