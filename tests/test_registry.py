@@ -13,6 +13,7 @@ import torch
 
 import losszoo
 from losszoo import MetricLoss, create_loss, get_loss_spec, list_losses, register_loss
+from losszoo.errors import ConfigError
 
 PAPER_LOSSES = [
     "contrastive", "cosface", "lifted", "margin", "normsoftmax", "npair", "proxynca", "triplet",
@@ -104,7 +105,7 @@ def test_unknown_loss_suggests_close_names():
 
 
 def test_unknown_hyperparameter_lists_accepted():
-    with pytest.raises(TypeError, match=r"no hyperparameter 'temprature'.*accepted: class_subsample, temperature"):
+    with pytest.raises(ConfigError, match=r"no hyperparameter 'temprature'.*accepted: class_subsample, temperature"):
         create_loss("normsoftmax", embedding_dim=8, num_classes=3, temprature=0.1)
 
 

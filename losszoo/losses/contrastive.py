@@ -16,12 +16,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from losszoo.hyperparams import Hyper, Uniform
 from losszoo.losses.base import MetricLoss
 from losszoo.losses.functional import label_masks, masked_mean, pairwise_distances
 from losszoo.losses.registry import register_loss
 
 
-@register_loss("contrastive", sampler="class_balanced", tags=("pair",))
+# Search range: Hadsell et al.'s / PML's m = 1, within the [0, 2] distances of unit vectors.
+@register_loss(
+    "contrastive", sampler="class_balanced", tags=("pair",),
+    hyperparameters={"margin": Hyper(ge=0, search=Uniform(0.3, 1.5))},
+)
 class Contrastive(MetricLoss):
     """Contrastive loss: pull positive pairs together, push negatives beyond the margin.
 
@@ -32,8 +37,6 @@ class Contrastive(MetricLoss):
 
     def __init__(self, margin: float = 1.0) -> None:
         super().__init__()
-        if not margin >= 0:  # NaN too
-            raise ValueError(f"margin must be >= 0, got {margin}")
         self.margin = margin
 
     def compute(self, embeddings: Tensor, labels: Tensor) -> Tensor:

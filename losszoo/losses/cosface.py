@@ -13,12 +13,20 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from losszoo.hyperparams import Hyper, LogUniform, Uniform
 from losszoo.losses.proxies import CosineSoftmaxLoss
 from losszoo.losses.registry import register_loss
 
 
+# Search ranges: Wang et al. (2018) study m in [0, 0.45] (Sec. 4.2, Fig. 4) at s = 64; the scale
+# range spans NormSoftmax's 1/T = 20 and the paper's 64.
 @register_loss(
-    "cosface", sampler="class_balanced", aliases=("lmcl",), tags=("classification", "proxy")
+    "cosface", sampler="class_balanced", aliases=("lmcl",), tags=("classification", "proxy"),
+    hyperparameters={
+        "scale": Hyper(gt=0, search=LogUniform(8.0, 64.0)),
+        "margin": Hyper(ge=0, search=Uniform(0.0, 0.45)),
+        "class_subsample": Hyper(gt=0, le=1),
+    },
 )
 class CosFace(CosineSoftmaxLoss):
     """Large margin cosine loss: softmax cross-entropy on ``s * (cos(theta_j) - m * [j = y])``.
@@ -43,10 +51,6 @@ class CosFace(CosineSoftmaxLoss):
         class_subsample: float = 1.0,
     ) -> None:
         super().__init__(embedding_dim, num_classes, class_subsample)
-        if not scale > 0:  # NaN too
-            raise ValueError(f"scale must be > 0, got {scale}")
-        if not margin >= 0:  # NaN too
-            raise ValueError(f"margin must be >= 0, got {margin}")
         self.scale = scale
         self.margin = margin
 

@@ -13,12 +13,17 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from losszoo.hyperparams import Hyper, Uniform
 from losszoo.losses.base import MetricLoss
 from losszoo.losses.functional import label_masks, masked_logsumexp, masked_mean, pairwise_distances
 from losszoo.losses.registry import register_loss
 
 
-@register_loss("lifted", sampler="class_balanced", tags=("pair",))
+# Search range: around Song et al.'s alpha = 1 (Sec. 3).
+@register_loss(
+    "lifted", sampler="class_balanced", tags=("pair",),
+    hyperparameters={"alpha": Hyper(ge=0, search=Uniform(0.25, 2.0))},
+)
 class LiftedStructure(MetricLoss):
     """Lifted structured loss over every positive pair of the batch (eq. 4).
 

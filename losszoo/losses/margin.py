@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from losszoo.hyperparams import Hyper, Uniform
 from losszoo.losses.base import MetricLoss
 from losszoo.losses.distance_weighted import sample_distance_weighted_triplets
 from losszoo.losses.functional import pairwise_distances
@@ -31,7 +32,18 @@ BETA_MODES = ("class", "global", "fixed")
 # lr_multiplier 1 for beta: the authors' code steps beta with its own SGD (momentum 0.9, lr 0.1),
 # but on a gradient rescaled by 1/batch size (Gluon's trainer.step(batch_size)), an effective
 # ~1e-3, the order of this harness's base SGD learning rate (Zhai & Wu: 1e-3 to 1e-2).
-@register_loss("margin", sampler="class_balanced", lr_multiplier=1.0, tags=("pair", "sampling"))
+# Search ranges: around Wu et al.'s alpha = 0.2 and beta_0 = 1.2 (Sec. 5, Sec. 6).
+@register_loss(
+    "margin", sampler="class_balanced", lr_multiplier=1.0, tags=("pair", "sampling"),
+    hyperparameters={
+        "alpha": Hyper(ge=0, search=Uniform(0.05, 0.4)),
+        "beta": Hyper(search=Uniform(0.8, 1.4)),
+        "beta_mode": Hyper(choices=BETA_MODES),
+        "nu": Hyper(ge=0),
+        "cutoff": Hyper(gt=0),
+        "nonzero_loss_cutoff": Hyper(le=2),
+    },
+)
 class Margin(MetricLoss):
     """Margin based loss on distance-weighted triplets.
 
@@ -65,8 +77,6 @@ class Margin(MetricLoss):
         nonzero_loss_cutoff: float = 1.4,
     ) -> None:
         super().__init__()
-        if beta_mode not in BETA_MODES:
-            raise ValueError(f"beta_mode must be one of {BETA_MODES}, got {beta_mode!r}")
         if not 0 < cutoff < nonzero_loss_cutoff <= 2:
             raise ValueError(
                 f"need 0 < cutoff < nonzero_loss_cutoff <= 2, got {cutoff}, {nonzero_loss_cutoff}"

@@ -10,11 +10,19 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from losszoo.hyperparams import Hyper, LogUniform
 from losszoo.losses.proxies import CosineSoftmaxLoss
 from losszoo.losses.registry import register_loss
 
 
-@register_loss("normsoftmax", sampler="class_balanced", tags=("classification", "proxy"))
+# Search range: the issue's/paper's neighbourhood of T = 0.05 (Zhai & Wu, Table 7 studies 0.01-1).
+@register_loss(
+    "normsoftmax", sampler="class_balanced", tags=("classification", "proxy"),
+    hyperparameters={
+        "temperature": Hyper(gt=0, search=LogUniform(0.01, 0.2)),
+        "class_subsample": Hyper(gt=0, le=1),
+    },
+)
 class NormSoftmax(CosineSoftmaxLoss):
     """Normalized softmax loss with temperature and optional class subsampling.
 
@@ -35,8 +43,6 @@ class NormSoftmax(CosineSoftmaxLoss):
         class_subsample: float = 1.0,
     ) -> None:
         super().__init__(embedding_dim, num_classes, class_subsample)
-        if not temperature > 0:  # NaN too
-            raise ValueError(f"temperature must be > 0, got {temperature}")
         self.temperature = temperature
 
     def logits(self, cosine: Tensor, targets: Tensor) -> Tensor:

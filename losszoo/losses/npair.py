@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from losszoo.hyperparams import Hyper, LogUniform
 from losszoo.losses.base import MetricLoss
 from losszoo.losses.registry import register_loss
 
@@ -32,7 +33,11 @@ def npair_indices(labels: Tensor) -> tuple[Tensor, Tensor]:
     return order[starts], order[starts + 1]
 
 
-@register_loss("npair", sampler="npair", tags=("pair",))
+# Search range: a decade either side of Sohn's lambda = 0.002 (Sec. 3.2.2).
+@register_loss(
+    "npair", sampler="npair", tags=("pair",),
+    hyperparameters={"l2_reg": Hyper(ge=0, search=LogUniform(2e-4, 2e-2))},
+)
 class NPair(MetricLoss):
     """Multi-class N-pair loss with Sohn's L2 embedding penalty.
 
@@ -48,8 +53,6 @@ class NPair(MetricLoss):
 
     def __init__(self, l2_reg: float = 0.002) -> None:
         super().__init__()
-        if l2_reg < 0:
-            raise ValueError(f"l2_reg must be >= 0, got {l2_reg}")
         self.l2_reg = l2_reg
 
     def compute(self, embeddings: Tensor, labels: Tensor) -> Tensor:

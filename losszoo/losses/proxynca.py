@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from losszoo.hyperparams import Hyper, LogUniform
 from losszoo.losses.base import MetricLoss
 from losszoo.losses.proxies import ClassWeights, cosine_logits
 from losszoo.losses.registry import register_loss
@@ -23,7 +24,11 @@ from losszoo.losses.registry import register_loss
 # proxy learning rate of many reimplementations ("fast moving proxies", e.g. ~100x in
 # dichotomies/proxy-nca) is a ProxyNCA++ (Teh et al., ECCV 2020) change; a harness can still
 # override the multiplier.
-@register_loss("proxynca", sampler="class_balanced", lr_multiplier=1.0, tags=("proxy",))
+# Search range: PML's softmax_scale defaults to 1; ProxyNCA++ (Teh et al. 2020) uses 1/T = 9.
+@register_loss(
+    "proxynca", sampler="class_balanced", lr_multiplier=1.0, tags=("proxy",),
+    hyperparameters={"scale": Hyper(gt=0, search=LogUniform(1.0, 32.0))},
+)
 class ProxyNCA(MetricLoss):
     """Proxy-NCA with one learnable proxy per class.
 
@@ -45,8 +50,6 @@ class ProxyNCA(MetricLoss):
         include_positive: bool = False,
     ) -> None:
         super().__init__()
-        if not scale > 0:  # NaN too
-            raise ValueError(f"scale must be > 0, got {scale}")
         if num_classes < 2 and not include_positive:
             raise ValueError("Proxy-NCA without the positive proxy needs num_classes >= 2")
         self.embedding_dim, self.num_classes = embedding_dim, num_classes

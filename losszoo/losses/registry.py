@@ -6,20 +6,25 @@ default hyperparameters (the paper's values), so a trainer can build any loss th
 
 from __future__ import annotations
 
+import functools
 import inspect
+import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
 from torch import nn
 
+from losszoo.hyperparams import Hyper, SearchRange, complete, resolve
+from losszoo.errors import ConfigError
 from losszoo.registry import Registry
 
 ENTRY_POINT_GROUP = "losszoo.losses"
 
 # Constructor arguments the harness supplies itself; they are not hyperparameters.
 _CONTEXT_ARGS = ("embedding_dim", "num_classes")
+_CONTEXT_HYPER = Hyper(kind=int, ge=1)
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,8 @@ class LossSpec:
         cls: the ``nn.Module`` subclass; called as ``cls(**context, **hyperparameters)``.
         sampler: registry name of the batch sampler the loss needs (``losszoo.samplers``).
         defaults: default hyperparameters (read-only); the accepted set of overrides.
+        hyperparameters: each hyperparameter's type, constraint and search range
+            (:class:`~losszoo.hyperparams.Hyper`), in the constructor's order.
         needs_num_classes: whether the constructor takes ``num_classes`` (class weights, proxies).
         needs_embedding_dim: whether the constructor takes ``embedding_dim``.
         lr_multiplier: learning-rate multiplier for the loss's own parameters.
@@ -42,11 +49,23 @@ class LossSpec:
     cls: type[nn.Module]
     sampler: str
     defaults: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    hyperparameters: Mapping[str, Hyper] = field(default_factory=lambda: MappingProxyType({}))
     needs_num_classes: bool = False
     needs_embedding_dim: bool = False
     lr_multiplier: float = 1.0
     aliases: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+
+    @property
+    def search_space(self) -> dict[str, SearchRange]:
+        """The hyperparameters a tuner searches, with their ranges (declared at registration)."""
+        return {name: h.search for name, h in self.hyperparameters.items() if h.search is not None}
+
+    def resolve(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Every hyperparameter's value (defaults updated by ``overrides``), coerced and checked;
+        ``ConfigError`` names the loss and the parameter. ``None`` overrides keep the default."""
+        given = {k: v for k, v in (overrides or {}).items() if v is not None}
+        return resolve(self.hyperparameters, self.defaults, given, f"loss {self.name!r}")
 
 
 LOSSES: Registry[LossSpec] = Registry("loss", entry_point_group=ENTRY_POINT_GROUP)
@@ -54,7 +73,7 @@ LOSSES: Registry[LossSpec] = Registry("loss", entry_point_group=ENTRY_POINT_GROU
 
 def _constructor_defaults(cls: type) -> tuple[dict[str, Any], set[str]]:
     """Keyword defaults of ``cls.__init__`` and the context arguments it takes."""
-    params = inspect.signature(cls.__init__).parameters
+    params = _signature(cls).parameters
     context = {name for name in _CONTEXT_ARGS if name in params}
     defaults = {}
     for name, param in params.items():
@@ -66,6 +85,50 @@ def _constructor_defaults(cls: type) -> tuple[dict[str, Any], set[str]]:
     return defaults, context
 
 
+def _signature(cls: type) -> inspect.Signature:
+    return inspect.signature(cls.__init__)
+
+
+def _declarations(
+    cls: type, defaults: Mapping[str, Any], declared: Mapping[str, Hyper]
+) -> dict[str, Hyper]:
+    """Each hyperparameter's :class:`Hyper`, its type read from the constructor's hints."""
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # unresolvable hints (a plugin's forward references): fall back to defaults
+        hints = {}
+    return {name: complete(declared.get(name), hints.get(name), default)
+            for name, default in defaults.items()}
+
+
+def _validating_init(cls: type, owner: str) -> None:
+    """Make ``cls(...)`` coerce and check its hyperparameters, so direct construction
+    (``NormSoftmax(64, 10, temperature=float("inf"))``) is refused like ``create_loss``."""
+    original = cls.__dict__["__init__"] if "__init__" in cls.__dict__ else cls.__init__
+    signature = _signature(cls)
+
+    @functools.wraps(original)
+    def __init__(self: nn.Module, *args: Any, **kwargs: Any) -> None:
+        spec = getattr(type(self), "_losszoo_spec", None)
+        if spec is None or type(self) is not cls:  # a subclass validates its own arguments
+            original(self, *args, **kwargs)
+            return
+        try:
+            bound = signature.bind(self, *args, **kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"{owner}: {exc}") from None
+        for name in _CONTEXT_ARGS:
+            if name in bound.arguments:
+                bound.arguments[name] = _CONTEXT_HYPER.coerce(bound.arguments[name], name, owner)
+        for name, hyper in spec.hyperparameters.items():
+            if name in bound.arguments:
+                bound.arguments[name] = hyper.coerce(bound.arguments[name], name, owner)
+        original(*bound.args, **bound.kwargs)
+
+    __init__.__signature__ = signature  # type: ignore[attr-defined]
+    cls.__init__ = __init__  # type: ignore[misc]
+
+
 def register_loss(
     name: str,
     *,
@@ -74,16 +137,22 @@ def register_loss(
     lr_multiplier: float = 1.0,
     aliases: tuple[str, ...] = (),
     tags: tuple[str, ...] = (),
+    hyperparameters: Mapping[str, Hyper] | None = None,
+    search_space: Mapping[str, SearchRange] | None = None,
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator adding a loss to the zoo.
 
     ``defaults`` overrides the constructor's own keyword defaults; every key must be a
     constructor argument. The spec's hyperparameters are all the constructor's keyword
     arguments except ``embedding_dim`` and ``num_classes``, which the harness supplies.
+    ``hyperparameters`` declares constraints (and search ranges) per argument
+    (:class:`~losszoo.hyperparams.Hyper`); their types come from the constructor's hints.
+    ``search_space`` is a shorthand that only adds search ranges. The class is made to check
+    its hyperparameters on construction, whoever builds it.
 
     Example::
 
-        @register_loss("myloss", sampler="class_balanced", tags=("pair",))
+        @register_loss("myloss", hyperparameters={"margin": Hyper(ge=0, search=Uniform(0, 1))})
         class MyLoss(MetricLoss):
             def __init__(self, margin: float = 0.1): ...
     """
@@ -99,11 +168,25 @@ def register_loss(
                 f"{cls.__name__}.__init__ (accepted: {sorted(hyper)})"
             )
         hyper.update(defaults or {})
+        declared = dict(hyperparameters or {})
+        for key, search in (search_space or {}).items():
+            declared[key] = replace(declared.get(key, Hyper()), search=search)
+        unknown = set(declared) - set(hyper)
+        if unknown:
+            raise TypeError(
+                f"@register_loss({name!r}): hyperparameters {sorted(unknown)} are not arguments of "
+                f"{cls.__name__}.__init__ (accepted: {sorted(hyper)})"
+            )
+        declarations = _declarations(cls, hyper, declared)
+        owner = f"loss {name!r}"
+        for key, value in hyper.items():  # a default that breaks its own constraint is a bug
+            declarations[key].coerce(value, key, owner)
         spec = LossSpec(
             name=name,
             cls=cls,
             sampler=sampler,
             defaults=MappingProxyType(hyper),
+            hyperparameters=MappingProxyType(declarations),
             needs_num_classes="num_classes" in context,
             needs_embedding_dim="embedding_dim" in context,
             lr_multiplier=float(lr_multiplier),
@@ -111,6 +194,9 @@ def register_loss(
             tags=tuple(tags),
         )
         LOSSES.add(name, spec, aliases=spec.aliases)
+        if "_losszoo_spec" not in cls.__dict__:  # one class registered twice keeps its first spec
+            _validating_init(cls, owner)
+            cls._losszoo_spec = spec  # type: ignore[attr-defined]
         return cls
 
     return wrap
@@ -131,23 +217,15 @@ def create_loss(
 ) -> nn.Module:
     """Build a registered loss with its paper defaults, updated by ``overrides``.
 
-    ``None`` overrides are dropped (so CLI options left unset keep the defaults); unknown
-    hyperparameters are rejected by name, listing the accepted ones.
+    ``None`` overrides are dropped (so CLI options left unset keep the defaults); unknown,
+    mistyped or out-of-range hyperparameters raise ``ConfigError`` naming the parameter.
     """
     spec = get_loss_spec(name)
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    unknown = sorted(set(overrides) - set(spec.defaults))
-    if unknown:
-        accepted = ", ".join(sorted(spec.defaults)) or "none"
-        raise TypeError(
-            f"loss {spec.name!r} has no hyperparameter {', '.join(map(repr, unknown))}; "
-            f"accepted: {accepted}"
-        )
-    kwargs: dict[str, Any] = {**spec.defaults, **overrides}
+    kwargs: dict[str, Any] = spec.resolve(overrides)
     if spec.needs_embedding_dim:
         kwargs["embedding_dim"] = embedding_dim
     if spec.needs_num_classes:
         if num_classes is None:
-            raise ValueError(f"loss {spec.name!r} owns class weights: pass num_classes")
+            raise ConfigError(f"loss {spec.name!r} owns class weights: pass num_classes")
         kwargs["num_classes"] = num_classes
     return spec.cls(**kwargs)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from losszoo.hyperparams import Choice, Hyper, Uniform
 from losszoo.losses.base import MetricLoss
 from losszoo.losses.functional import label_masks, masked_mean, pairwise_distances
 from losszoo.losses.registry import register_loss
@@ -27,7 +28,14 @@ from losszoo.losses.registry import register_loss
 MINING_MODES = ("semihard", "hard", "all")
 
 
-@register_loss("triplet", sampler="class_balanced", tags=("triplet",))
+# Search ranges: around FaceNet's 0.2 (Schroff et al. 2015) and PML's 0.05, on unit vectors.
+@register_loss(
+    "triplet", sampler="class_balanced", tags=("triplet",),
+    hyperparameters={
+        "margin": Hyper(ge=0, search=Uniform(0.01, 0.5)),
+        "mining": Hyper(choices=MINING_MODES, search=Choice(("semihard", "hard"))),
+    },
+)
 class Triplet(MetricLoss):
     """Triplet margin loss on normalized embeddings, triplets mined within the batch.
 
@@ -41,10 +49,6 @@ class Triplet(MetricLoss):
 
     def __init__(self, margin: float = 0.2, mining: str = "semihard") -> None:
         super().__init__()
-        if not margin >= 0:  # NaN too
-            raise ValueError(f"margin must be >= 0, got {margin}")
-        if mining not in MINING_MODES:
-            raise ValueError(f"mining must be one of {MINING_MODES}, got {mining!r}")
         self.margin = margin
         self.mining = mining
 
