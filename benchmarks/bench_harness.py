@@ -20,6 +20,7 @@ import torch
 from rich.progress import Progress
 
 from losszoo.training.config import build_config
+from losszoo.training.plan import plan_run
 from losszoo.training.trainer import _train_epoch, build_run
 
 
@@ -63,7 +64,7 @@ def main() -> None:
     config = build_config({"loss": args.loss, "dataset": args.dataset, "backbone": args.backbone,
                            "batches_per_epoch": args.batches, "warmup_epochs": 0,
                            "device": args.device})
-    run = build_run(config)
+    run = build_run(plan_run(config))
     images = args.batches * config.batch_size
     bare_epoch(run)  # warm-up: allocator, oneDNN kernels
     bare, harness = [], []

@@ -62,7 +62,7 @@ def test_compare_resumes_without_redoing_finished_runs(tmp_path, monkeypatch):
     compare_module = importlib.import_module("losszoo.training.compare")
     real_train = compare_module.train
     monkeypatch.setattr(compare_module, "train",
-                        lambda config, *a, **k: trained.append(config.loss) or real_train(config, *a, **k))
+                        lambda plan, *a, **k: trained.append(plan.config.loss) or real_train(plan, *a, **k))
     assert run_cli(*args) == 0
     assert trained == ["contrastive"]  # normsoftmax was finished and is kept as it was
     assert json.loads((out / "normsoftmax" / "seed0" / RESULT).read_text()) == finished
@@ -75,8 +75,11 @@ def test_compare_refuses_to_mix_settings_in_one_folder(tmp_path, capsys):
     args = ["compare", "--losses", "normsoftmax", "--epochs", "1", "--output", str(out), *TINY]
     assert run_cli(*args, "--batches-per-epoch", "1") == 0
     capsys.readouterr()
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert run_cli(*args, "--batches-per-epoch", "2") == 2
     assert "different settings" in capsys.readouterr().err
+    # Refused before anything was written: the untrained floor's result too is as it was.
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 def _cli_process(*args: str) -> subprocess.Popen:
@@ -200,7 +203,9 @@ def test_offline_pretrained_weights_give_a_clear_error(tmp_path, monkeypatch, ca
         raise urllib.error.URLError("no network in this test")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    assert run_cli("train", "--dataset", "cub200", "--backbone", "resnet18",
+    config = tmp_path / "pretrained.toml"  # the Omniglot preset trains from scratch
+    config.write_text("pretrained = true\n")
+    assert run_cli("train", "--config", str(config), "--backbone", "resnet18", *TINY,
                    "--output", str(tmp_path / "x")) == 2
     err = capsys.readouterr().err.replace("\n", " ")
     assert "resnet18" in err and "--no-pretrained" in err
@@ -252,8 +257,9 @@ def test_compare_gives_each_loss_its_preset_options(tmp_path, monkeypatch):
     compare_module = importlib.import_module("losszoo.training.compare")
     seen = []
 
-    def fake_train(config, *args, **kwargs):
-        seen.append((config.loss, config.loss_options))
+    def fake_train(plan, *args, **kwargs):
+        options = plan.config.loss_options  # resolved: every hyperparameter filled in
+        seen.append((plan.config.loss, {k: options[k] for k in ("scale", "margin")}))
         raise StopIteration  # stop before any training
 
     monkeypatch.setattr(compare_module, "train", fake_train)
@@ -264,8 +270,9 @@ def test_compare_gives_each_loss_its_preset_options(tmp_path, monkeypatch):
                             (["cosface"], {"lmcl": {"margin": 0.1}, "cosface": {"scale": 64}})):
         with pytest.raises(StopIteration):
             compare_module.compare(base, tmp_path, losses=losses, loss_options=options, progress=False)
-    assert seen == [("cosface", {"scale": 20.0}), ("cosface", {"scale": 20.0, "margin": 0.1}),
-                    ("cosface", {"scale": 64, "margin": 0.1})]  # alias and name both kept
+    # Omniglot preset scale 20, paper's margin 0.35; alias and name both kept
+    assert seen == [("cosface", {"scale": 20.0, "margin": 0.35}), ("cosface", {"scale": 20.0, "margin": 0.1}),
+                    ("cosface", {"scale": 64, "margin": 0.1})]
 
 
 def test_compare_loss_options_from_command_line_win_over_the_config_file(tmp_path, monkeypatch, capsys):

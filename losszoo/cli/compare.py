@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
+from losszoo.errors import ConfigError
 from losszoo.cli.options import add_training_options, config_from_args, parse_loss_options
 from losszoo.training.compare import compare
 
@@ -26,8 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config, table = config_from_args(args)
-    losses = args.losses or table.get("losses")
-    seeds = args.seeds or table.get("seeds", 1)
+    losses = args.losses if args.losses is not None else table.get("losses")
+    seeds = args.seeds if args.seeds is not None else table.get("seeds", 1)
     output = Path(args.output or f"runs/compare-{config.dataset}-{config.backbone}-{config.dim}")
     compare(config, output, losses=losses, seeds=seeds, loss_options=loss_options(args, table),
             progress=args.progress, console=Console(stderr=True))
@@ -41,6 +42,6 @@ def loss_options(args: argparse.Namespace, table: dict[str, Any]) -> dict[str, d
     for key, value in parse_loss_options(args.loss_option).items():
         loss, dot, name = key.partition(".")
         if not (dot and loss and name):
-            raise ValueError(f"compare --loss-option expects LOSS.NAME=VALUE (e.g. cosface.scale=64), got {key!r}")
+            raise ConfigError(f"compare --loss-option expects LOSS.NAME=VALUE (e.g. cosface.scale=64), got {key!r}")
         options.setdefault(loss, {})[name] = value
     return options

@@ -10,10 +10,11 @@ from rich.console import Console
 from rich.table import Table
 
 from losszoo.cli.options import add_training_options, config_from_args
+from losszoo.errors import ConfigError
 from losszoo.training.checkpoint import load_checkpoint, write_json
 from losszoo.training.config import TrainConfig
-from losszoo.training.inference import evaluate_model, resolve_device
-from losszoo.training.trainer import CHECKPOINT, build_model, load_eval_data
+from losszoo.training.plan import build_model, evaluate, final_test_data, plan_run
+from losszoo.training.trainer import CHECKPOINT
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     if args.run_dir:
         path = Path(args.run_dir) / CHECKPOINT
         if not path.exists():
-            raise FileNotFoundError(f"no checkpoint at {path}: pass a `losszoo train` output folder")
+            raise ConfigError(f"no checkpoint at {path}: pass a losszoo train output folder")
         state = load_checkpoint(path)
         trained = TrainConfig.from_dict(state["config"])
         # Settings given now (e.g. another dataset) apply on top of the run's own.
@@ -36,11 +37,12 @@ def run(args: argparse.Namespace) -> int:
                                                if getattr(args, k, None) is None})
     else:
         config, _ = config_from_args(args)
-    model = build_model(config, resolve_device(config.device))
+    # eval tests the model: on the test split, whichever classes it was trained on.
+    plan = plan_run(config.replace(protocol="final", eval_every=0))
+    model = build_model(plan)
     if state is not None:
         model.load_state_dict(state["model"])
-    metrics = evaluate_model(model, load_eval_data(config, model), ks=config.ks,
-                             binary=config.binary, workers=config.workers, seed=config.seed)
+    metrics = evaluate(plan, model, final_test_data(plan, model))
     table = Table(title=f"{config.dataset}: {args.run_dir or 'untrained ' + config.backbone}")
     table.add_column("metric")
     table.add_column("value", justify="right")

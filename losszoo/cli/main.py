@@ -8,12 +8,12 @@ import sys
 from rich.console import Console
 
 from losszoo.cli import compare, eval_cmd, list_cmd, train
+from losszoo.errors import LosszooError
 from losszoo.models import WeightsUnavailableError
 
 COMMANDS = (list_cmd, train, eval_cmd, compare)
-# Errors a user can fix; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError,
-               WeightsUnavailableError)
+# Errors a user can fix, printed as one line; anything else is a bug and keeps its traceback.
+USER_ERRORS = (LosszooError, WeightsUnavailableError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except USER_ERRORS as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        message = exc.args[0] if exc.args else exc
         Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {message}", markup=True,
                                                    highlight=False)
         return 2

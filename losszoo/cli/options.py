@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from losszoo.errors import ConfigError
 from losszoo.training.config import TrainConfig, build_config, read_toml
 
 
@@ -74,7 +75,7 @@ def parse_loss_options(items: list[str] | None) -> dict[str, Any]:
     for item in items or []:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--loss-option expects name=value, got {item!r}")
+            raise ConfigError(f"--loss-option expects name=value, got {item!r}")
         options[key.strip()] = _parse_value(raw.strip())
     return options
 

@@ -7,6 +7,8 @@ is tried once and, if it fails, a :class:`WeightsUnavailableError` says where to
 
 from __future__ import annotations
 
+from losszoo.errors import LosszooError
+
 import http.client
 import os
 from pathlib import Path
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from torchvision.models import WeightsEnum
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(LosszooError, RuntimeError):
     """Pretrained weights could neither be found in the cache nor downloaded."""
 
 

@@ -1,52 +1,116 @@
 """``losszoo compare``: train each loss in turn under one shared config, then report.
 
 Each (loss, seed) run lives in ``<output>/<loss>/seed<k>/``; a run whose ``result.json`` carries
-the same config fingerprint is finished and is not redone, and a run with only a checkpoint
-resumes from it. An untrained network (same backbone, head and seed) is evaluated too, as the
-floor every loss must clear.
+the same config fingerprint is finished and is not redone (only re-evaluated from its
+checkpoint when the evaluation settings changed), and a run with only a checkpoint resumes
+from it. An untrained network (same backbone, head and seed) is evaluated too, as the floor
+every loss must clear. Every run is planned, and every existing file in the output folder
+checked, before anything is trained or written: a refused comparison changes nothing on disk.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from losszoo.errors import ConfigError, OutputError
 from losszoo.losses import get_loss_spec, list_losses
-from losszoo.training.checkpoint import folder_name, write_json
-from losszoo.training.config import TrainConfig, preset_loss_options
-from losszoo.training.inference import evaluate_model, resolve_device
+from losszoo.training.checkpoint import folder_name, output_lock, read_json, write_json
+from losszoo.training.config import TrainConfig
+from losszoo.training.plan import RunPlan, build_model, evaluate, final_test_data, plan_run
 from losszoo.training.report import write_report
-from losszoo.training.trainer import RESULT, build_model, check_names, load_eval_data, train
+from losszoo.training.trainer import RESULT, check_output, train
 
 UNTRAINED = "untrained"
+# What the untrained network's metrics do not depend on.
+_LOSS_SETTINGS = ("loss", "loss_options", "sampler", "lr", "momentum", "weight_decay", "epochs",
+                  "warmup_epochs", "lr_milestones", "lr_gamma", "lazy_momentum", "batch_size",
+                  "samples_per_class", "batches_per_epoch", "eval_every", "amp")
 
 
-def _finished(path: Path, config: TrainConfig) -> dict[str, Any] | None:
-    """The run record at ``path`` if it was made with exactly these settings."""
+@dataclass(frozen=True)
+class PlannedRun:
+    plan: RunPlan
+    folder: Path
+    done: dict[str, Any] | None  # the finished record, when it can be kept as it is
+
+    @property
+    def untrained(self) -> bool:
+        return self.folder.parent.name == UNTRAINED
+
+
+def _finished(plan: RunPlan, folder: Path, fingerprint: str) -> dict[str, Any] | None:
+    """The run record in ``folder`` if made with these settings; refuse one made with others."""
+    path = folder / RESULT
     if not path.exists():
         return None
-    record = json.loads(path.read_text())
-    return record if record.get("fingerprint") == config.fingerprint() else None
+    record = read_json(path)
+    if record.get("fingerprint") != fingerprint:
+        raise OutputError(
+            f"{path} was made by a run with different settings; use another output "
+            "folder, or delete that run to redo it"
+        )
+    return record if record.get("evaluation") == plan.config.evaluation_settings() else None
 
 
-def untrained_baseline(config: TrainConfig, output_dir: Path, console: Console) -> dict[str, Any]:
+def plan_comparison(
+    base: TrainConfig, output_dir: Path, *, losses: Sequence[str] | None, seeds: int,
+    loss_options: dict[str, dict[str, Any]] | None,
+) -> list[PlannedRun]:
+    """Plan every run (untrained floor first) and check the output folder; write nothing."""
+    if seeds < 1:
+        raise ConfigError(f"seeds must be >= 1, got {seeds}")
+    if losses is not None and not losses:
+        raise ConfigError("no loss to compare: --losses is empty")
+    names = list(losses) if losses else [n for n in list_losses() if ":" not in n]
+    canonical = [_canonical(name) for name in names]
+    by_name: dict[str, dict[str, Any]] = {}  # an alias's options merge into its loss's, none dropped
+    for name, options in (loss_options or {}).items():
+        by_name.setdefault(_canonical(name), {}).update(options)
+    unknown = sorted(set(by_name) - set(canonical))
+    if unknown:
+        raise ConfigError(f"loss options given for losses not compared: {', '.join(unknown)}")
+
+    runs = []
+    seed_range = range(base.seed, base.seed + seeds)
+    for seed in seed_range:
+        plan = plan_run(base.replace(seed=seed))
+        folder = output_dir / UNTRAINED / f"seed{seed}"
+        fingerprint = plan.config.fingerprint(exclude=_LOSS_SETTINGS)
+        runs.append(PlannedRun(plan, folder, _finished(plan, folder, fingerprint)))
+    for name in dict.fromkeys(canonical):
+        for seed in seed_range:
+            plan = plan_run(base.replace(loss=name, seed=seed, loss_options=by_name.get(name, {})))
+            folder = output_dir / folder_name(name) / f"seed{seed}"
+            done = _finished(plan, folder, plan.fingerprint())
+            if done is None:
+                check_output(plan, folder, resume=True)  # a checkpoint of other settings is refused
+            runs.append(PlannedRun(plan, folder, done))
+    return runs
+
+
+def _canonical(name: str) -> str:
+    try:
+        return get_loss_spec(name).name
+    except KeyError as exc:
+        raise ConfigError(exc.args[0]) from None
+
+
+def untrained_baseline(run: PlannedRun, console: Console) -> dict[str, Any]:
     """Metrics of the freshly initialised model: the floor for every loss."""
-    path = output_dir / UNTRAINED / f"seed{config.seed}" / RESULT
-    done = _finished(path, config)
-    if done:
-        return done
-    model = build_model(config, resolve_device(config.device))
-    metrics = evaluate_model(model, load_eval_data(config, model), ks=config.ks,
-                             binary=config.binary, workers=config.workers, seed=config.seed)
+    plan = run.plan
+    model = build_model(plan)
+    metrics = evaluate(plan, model, final_test_data(plan, model))
     console.log(f"untrained network: R@1 {100 * metrics['recall@1']:.1f}")
-    record = {"loss": UNTRAINED, "seed": config.seed, "config": config.to_dict(),
-              "fingerprint": config.fingerprint(), "metrics": metrics, "history": [],
-              "train_seconds": 0.0}
-    write_json(path, record)
+    record = {"loss": UNTRAINED, "seed": plan.config.seed, "config": plan.config.to_dict(),
+              "fingerprint": plan.config.fingerprint(exclude=_LOSS_SETTINGS), "metrics": metrics,
+              "validation": None, "history": [], "train_seconds": 0.0,
+              "evaluation": plan.config.evaluation_settings()}
+    write_json(run.folder / RESULT, record)
     return record
 
 
@@ -66,36 +130,23 @@ def compare(
     By default every registered loss is compared except adapter-namespaced ones (``pml:*``),
     which are many and run only when named.
     """
+    if base.protocol == "tune":
+        raise ConfigError("compare reports test metrics: use protocol 'final' or 'holdout' "
+                          "(tuning trials run through losszoo tune)")
     output_dir = Path(output_dir)
     console = console or Console(stderr=True)
-    losses = losses or [name for name in list_losses() if ":" not in name]
-    names = [get_loss_spec(name).name for name in losses]
-    if seeds < 1:
-        raise ValueError(f"seeds must be >= 1, got {seeds}")
-    by_name: dict[str, dict[str, Any]] = {}  # an alias's options merge into its loss's, none dropped
-    for name, options in (loss_options or {}).items():
-        by_name.setdefault(get_loss_spec(name).name, {}).update(options)
-    loss_options = by_name
-    unknown = sorted(set(loss_options) - set(names))
-    if unknown:
-        raise ValueError(f"loss options given for losses not compared: {', '.join(unknown)}")
-
-    for name in names:
-        check_names(base.replace(loss=name))
+    runs = plan_comparison(base, output_dir, losses=losses, seeds=seeds, loss_options=loss_options)
     records = []
-    for seed in range(base.seed, base.seed + seeds):
-        records.append(untrained_baseline(base.replace(seed=seed), output_dir, console))
-    for name in names:
-        for seed in range(base.seed, base.seed + seeds):
-            options = preset_loss_options(base.dataset, name, loss_options.get(name))
-            config = base.replace(loss=name, seed=seed, loss_options=options)
-            run_dir = output_dir / folder_name(name) / f"seed{seed}"
-            done = _finished(run_dir / RESULT, config)
-            if done:
-                console.log(f"{name} seed {seed}: finished earlier, kept")
-                records.append(done)
-                continue
-            records.append(train(config, run_dir, resume=True, progress=progress, console=console))
-    write_report(records, output_dir, ks=base.ks, console=console)
+    with output_lock(output_dir):
+        for run in runs:
+            name, seed = run.plan.config.loss, run.plan.config.seed
+            if run.done is not None:
+                console.log(f"{UNTRAINED if run.untrained else name} seed {seed}: finished earlier, kept")
+                records.append(run.done)
+            elif run.untrained:
+                records.append(untrained_baseline(run, console))
+            else:
+                records.append(train(run.plan, run.folder, resume=True, progress=progress,
+                                     console=console))
+        write_report(records, output_dir, ks=base.ks, console=console)
     return records
-

@@ -8,11 +8,15 @@ epochs with the learning rate divided by 10 at epoch 15.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from losszoo.errors import ConfigError
+from losszoo.hyperparams import Hyper
 
 try:  # Python >= 3.11
     import tomllib
@@ -20,9 +24,23 @@ except ModuleNotFoundError:  # pragma: no cover
     import tomli as tomllib
 
 
+PROTOCOLS = ("final", "holdout", "tune")
+# Settings that change only how a trained model is evaluated, never the training itself: a
+# finished or interrupted run can be evaluated (or resumed) with other values of these.
+EVALUATION_ONLY = ("ks", "binary", "workers", "device")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Settings of one training run (a loss on a backbone, a dataset and a seed)."""
+    """Settings of one training run (a loss on a backbone, a dataset and a seed).
+
+    ``protocol`` says which classes a run sees (Musgrave et al., "A Metric Learning Reality
+    Check", ECCV 2020): ``"final"`` trains on every training class and evaluates the test
+    classes once, at the end; ``"holdout"`` trains on the training classes minus a validation
+    part (``val_fraction`` of them, or fold ``val_fold`` of ``val_folds``, drawn with
+    ``val_seed``), evaluates the validation classes every ``eval_every`` epochs, and the test
+    classes once at the end; ``"tune"`` is ``"holdout"`` that never reads the test split.
+    """
 
     loss: str = "normsoftmax"
     loss_options: dict[str, Any] = field(default_factory=dict)
@@ -45,7 +63,12 @@ class TrainConfig:
     lr_gamma: float = 0.1
     lazy_momentum: bool = False  # sparse class weights: momentum on sampled rows only (optim.py)
     batches_per_epoch: int | None = None  # None: about len(train set) / batch_size
-    eval_every: int = 0  # evaluate every N epochs; 0: only at the end
+    protocol: str = "final"
+    val_fraction: float = 0.2
+    val_folds: int = 1  # > 1: K-fold class-disjoint cross-validation, fold `val_fold`
+    val_fold: int = 0
+    val_seed: int = 0  # the validation classes do not change with the training seed
+    eval_every: int = 0  # evaluate the validation classes every N epochs (holdout, tune)
     ks: tuple[int, ...] = (1, 2, 4, 8)
     binary: bool = True  # also report binarized (sign) embeddings, Sec. 4.3
     seed: int = 0
@@ -54,29 +77,34 @@ class TrainConfig:
     amp: bool = True  # mixed precision on CUDA only
 
     def __post_init__(self) -> None:
-        for name in ("dim", "batch_size", "samples_per_class", "epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("warmup_epochs", "eval_every", "workers", "weight_decay", "momentum", "seed"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in (*SETTINGS, *_TUPLES):
+            object.__setattr__(self, name, _coerce_setting(name, getattr(self, name)))
         if self.batch_size % self.samples_per_class:
-            raise ValueError(
+            raise ConfigError(
                 f"batch_size {self.batch_size} must be a multiple of samples_per_class "
                 f"{self.samples_per_class} (C classes x S samples per batch)"
             )
-        for name in ("batches_per_epoch", "max_classes"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        if not self.ks or min(self.ks) < 1:
-            raise ValueError(f"ks must be positive integers, got {self.ks}")
+        if self.val_fold >= self.val_folds:
+            raise ConfigError(f"val_fold must be < val_folds ({self.val_folds}), got {self.val_fold}")
+        if self.eval_every and self.protocol == "final":
+            raise ConfigError(
+                "eval_every evaluates held-out validation classes, which protocol 'final' "
+                "trains on: use --protocol holdout (test classes are evaluated once, at the end)"
+            )
+        if not isinstance(self.loss_options, dict):
+            raise ConfigError(f"loss_options must be a table of hyperparameters, got {self.loss_options!r}")
 
     @property
     def total_epochs(self) -> int:
         return self.warmup_epochs + self.epochs
+
+    @property
+    def holds_out_validation(self) -> bool:
+        return self.protocol != "final"
+
+    def evaluation_settings(self) -> dict[str, Any]:
+        """The settings that change only the metrics (a result records them, see EVALUATION_ONLY)."""
+        return {"ks": list(self.ks), "binary": self.binary}
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -84,27 +112,59 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
-    def fingerprint(self) -> str:
-        """A short hash of everything that changes the result (not workers or device)."""
-        relevant = {k: v for k, v in self.to_dict().items() if k not in ("workers", "device")}
+    def fingerprint(self, exclude: tuple[str, ...] = ()) -> str:
+        """A short hash of everything that changes the trained model (not the settings that
+        only change its evaluation, see ``EVALUATION_ONLY``, nor those in ``exclude``)."""
+        skip = (*EVALUATION_ONLY, *exclude)
+        relevant = {k: v for k, v in self.to_dict().items() if k not in skip}
         blob = json.dumps(relevant, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build from plain values (a TOML table, a JSON record), rejecting unknown keys."""
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(
-                f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            close = {name: difflib.get_close_matches(name, known, n=1) for name in unknown}
+            hints = "".join(f" ({name}: did you mean {match[0]!r}?)" for name, match in close.items() if match)
+            raise ConfigError(
+                f"unknown setting(s) {', '.join(unknown)}{hints}; known: {', '.join(sorted(known))}"
             )
-        converted = {}
-        for name, value in values.items():
-            if name in ("ks", "lr_milestones") and value is not None:
-                value = tuple(int(v) for v in value)
-            converted[name] = value
-        return cls(**converted)
+        return cls(**values)
+
+
+# Every setting's type and range, checked the same way as a loss's hyperparameters.
+_COUNT, _INDEX = Hyper(kind=int, ge=1), Hyper(kind=int, ge=0)
+SETTINGS: dict[str, Hyper] = {
+    "loss": Hyper(kind=str), "backbone": Hyper(kind=str), "dataset": Hyper(kind=str),
+    "data_root": Hyper(kind=str, optional=True), "sampler": Hyper(kind=str, optional=True),
+    "device": Hyper(kind=str, optional=True),
+    "dim": _COUNT, "batch_size": _COUNT, "samples_per_class": _COUNT, "epochs": _COUNT,
+    "max_classes": Hyper(kind=int, ge=1, optional=True),
+    "image_size": Hyper(kind=int, ge=1, optional=True),
+    "batches_per_epoch": Hyper(kind=int, ge=1, optional=True),
+    "warmup_epochs": _INDEX, "eval_every": _INDEX, "workers": _INDEX, "seed": _INDEX,
+    "val_folds": _COUNT, "val_fold": _INDEX, "val_seed": _INDEX,
+    "val_fraction": Hyper(kind=float, gt=0, lt=1),
+    "lr": Hyper(kind=float, gt=0), "momentum": Hyper(kind=float, ge=0),
+    "weight_decay": Hyper(kind=float, ge=0), "lr_gamma": Hyper(kind=float, gt=0),
+    "pretrained": Hyper(kind=bool), "lazy_momentum": Hyper(kind=bool),
+    "binary": Hyper(kind=bool), "amp": Hyper(kind=bool),
+    "protocol": Hyper(kind=str, choices=PROTOCOLS),
+}
+_TUPLES = {"ks": _COUNT, "lr_milestones": _INDEX}  # tuples of integers
+
+
+def _coerce_setting(name: str, value: Any) -> Any:
+    if name in _TUPLES:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"setting {name} must be a list of integers, got {value!r}")
+        items = tuple(_TUPLES[name].coerce(item, name, "setting") for item in value)
+        if name == "ks" and not items:
+            raise ConfigError("setting ks must name at least one K")
+        return items
+    return SETTINGS[name].coerce(value, name, "setting")
 
 
 # Per-dataset defaults that replace the paper's ImageNet-scale ones. The embedded Omniglot copy
@@ -168,9 +228,11 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML config file into a dict, with a clear error for a missing or bad file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+        raise ConfigError(f"config file not found: {path}")
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: not valid TOML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from exc

@@ -13,13 +13,12 @@ reaches the same result as an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
-import random
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import (
@@ -33,14 +32,23 @@ from rich.progress import (
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from losszoo.data import first_classes, get_dataset_spec, load_split
-from losszoo.losses import create_loss, get_loss_spec
-from losszoo.models import InputSpec, create_model
-from losszoo.samplers import SAMPLERS, create_sampler
-from losszoo.training.checkpoint import load_checkpoint, save_checkpoint, write_json
+from losszoo.errors import OutputError
+from losszoo.samplers import create_sampler
+from losszoo.training.checkpoint import load_checkpoint, output_lock, save_checkpoint, write_json
 from losszoo.training.config import TrainConfig
-from losszoo.training.inference import EvalData, evaluate_model, resolve_device
+from losszoo.training.inference import EvalData
 from losszoo.training.optim import LazySparseSGD
+from losszoo.training.plan import (
+    RunPlan,
+    build_loss,
+    build_model,
+    evaluate,
+    final_test_data,
+    plan_run,
+    seed_everything,
+    train_dataset,
+    validation_data,
+)
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
@@ -51,21 +59,15 @@ PROGRESS_EVERY = 10  # batches between progress-bar updates
 LAZY_MOMENTUM_HINT_CLASSES = 100_000
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 @dataclass
 class Run:
-    """Everything a run builds from its config."""
+    """Everything a run builds from its plan."""
 
-    config: TrainConfig
+    plan: RunPlan
     model: nn.Module
     loss: nn.Module
     loader: DataLoader
-    eval_data: EvalData
+    validation: EvalData | None
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     device: torch.device
@@ -75,32 +77,19 @@ class Run:
     train_seconds: float = 0.0
     next_epoch: int = 0
 
-
-def build_model(config: TrainConfig, device: torch.device) -> nn.Module:
-    seed_everything(config.seed)
-    return create_model(config.backbone, config.dim, pretrained=config.pretrained).to(device)
-
-
-def check_names(config: TrainConfig) -> None:
-    """Fail fast on an unknown loss, sampler or dataset, before any model or data is built."""
-    get_loss_spec(config.loss)
-    get_dataset_spec(config.dataset)
-    if config.sampler is not None:
-        SAMPLERS.get(config.sampler)
+    @property
+    def config(self) -> TrainConfig:
+        return self.plan.config
 
 
-def build_run(config: TrainConfig) -> Run:
-    """Model, loss, data, sampler and optimizer for ``config``, seeded."""
-    check_names(config)
-    device = resolve_device(config.device)
-    model = build_model(config, device)
-    train_set = load_train_data(config, model)
-    eval_data = load_eval_data(config, model)
-    spec = get_loss_spec(config.loss)
-    loss = create_loss(spec.name, embedding_dim=config.dim, num_classes=train_set.num_classes,
-                       **config.loss_options).to(device)
+def build_run(plan: RunPlan) -> Run:
+    """Model, loss, data, sampler and optimizer of ``plan``, seeded."""
+    config, device = plan.config, plan.device
+    model = build_model(plan)
+    train_set = train_dataset(plan, model)
+    loss = build_loss(plan, train_set.num_classes)
     sampler = create_sampler(
-        config.sampler or spec.sampler, train_set.labels, batch_size=config.batch_size,
+        plan.sampler, train_set.labels, batch_size=config.batch_size,
         samples_per_class=config.samples_per_class, seed=config.seed,
         batches_per_epoch=config.batches_per_epoch,
     )
@@ -110,7 +99,7 @@ def build_run(config: TrainConfig) -> Run:
                         pin_memory=device.type == "cuda")
     optimizer_class = LazySparseSGD if config.lazy_momentum else torch.optim.SGD
     optimizer = optimizer_class(
-        param_groups(model, loss, config, spec.lr_multiplier),
+        param_groups(model, loss, config, plan.loss.lr_multiplier),
         lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
     )
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
@@ -118,33 +107,8 @@ def build_run(config: TrainConfig) -> Run:
     )
     dtype = amp_dtype(device, config.amp)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-    return Run(config, model, loss, loader, eval_data, optimizer, scheduler, device, dtype, scaler)
-
-
-def input_spec(config: TrainConfig, model: nn.Module) -> InputSpec:
-    """The model's input spec, with the crop size (and proportionally the resize) overridden
-    by ``config.image_size`` when set."""
-    spec = model.input_spec
-    if config.image_size is None or config.image_size == spec.image_size:
-        return spec
-    resize = round(spec.resize * config.image_size / spec.image_size)
-    return replace(spec, image_size=config.image_size, resize=resize)
-
-
-def _load(config: TrainConfig, model: nn.Module, split: str, train: bool) -> Dataset:
-    dataset = load_split(config.dataset, split, root=config.data_root,
-                         input_spec=input_spec(config, model), train=train)
-    return first_classes(dataset, config.max_classes) if config.max_classes else dataset
-
-
-def load_train_data(config: TrainConfig, model: nn.Module) -> Dataset:
-    return _load(config, model, "train", train=True)
-
-
-def load_eval_data(config: TrainConfig, model: nn.Module) -> EvalData:
-    """In-Shop retrieves queries from a gallery; the other datasets search their test set."""
-    splits = ("query", "gallery") if config.dataset == "inshop" else ("test",)
-    return EvalData(*(_load(config, model, split, train=False) for split in splits))
+    return Run(plan, model, loss, loader, validation_data(plan, model), optimizer, scheduler,
+               device, dtype, scaler)
 
 
 def param_groups(model: nn.Module, loss: nn.Module, config: TrainConfig,
@@ -192,7 +156,7 @@ def _autocast(dtype: torch.dtype | None):
 def _state(run: Run) -> dict[str, Any]:
     return {
         "config": run.config.to_dict(),
-        "fingerprint": run.config.fingerprint(),
+        "fingerprint": run.plan.fingerprint(),
         "next_epoch": run.next_epoch,
         "model": run.model.state_dict(),
         "loss": run.loss.state_dict(),
@@ -205,11 +169,6 @@ def _state(run: Run) -> dict[str, Any]:
 
 
 def _restore(run: Run, state: dict[str, Any], path: Path) -> None:
-    if state["fingerprint"] != run.config.fingerprint():
-        raise ValueError(
-            f"{path} was written by a run with different settings; use another output "
-            "folder, or delete the checkpoint to start over"
-        )
     run.model.load_state_dict(state["model"])
     run.loss.load_state_dict(state["loss"])
     run.optimizer.load_state_dict(state["optimizer"])
@@ -220,28 +179,66 @@ def _restore(run: Run, state: dict[str, Any], path: Path) -> None:
     run.next_epoch = state["next_epoch"]
 
 
-def train(
-    config: TrainConfig, output_dir: str | Path, *, resume: bool = False,
-    progress: bool = True, console: Console | None = None,
-) -> dict[str, Any]:
-    """Train ``config`` into ``output_dir`` and return its result record (also in result.json).
+def check_output(plan: RunPlan, output_dir: Path, *, resume: bool) -> dict[str, Any] | None:
+    """Read-only checks of ``output_dir`` before anything is built or written; the checkpoint
+    to resume from, if any. A checkpoint of other settings is refused, naming its path."""
+    checkpoint = output_dir / CHECKPOINT
+    if not checkpoint.exists():
+        return None
+    if not resume:
+        raise OutputError(f"{checkpoint} exists: pass resume=True (--resume) or use another folder")
+    state = load_checkpoint(checkpoint)
+    if state.get("fingerprint") != plan.fingerprint():
+        raise OutputError(
+            f"{checkpoint} was written by a run with different settings; use another output "
+            "folder, or delete the checkpoint to start over"
+        )
+    return state
 
-    With ``resume``, continue from ``output_dir/checkpoint.pt`` when there is one.
+
+# Called after each validation with (epoch, validation metrics); may raise to stop the run
+# (a tuner's pruning).
+ValidationCallback = Callable[[int, dict[str, Any]], None]
+
+
+def train(
+    config: TrainConfig | RunPlan, output_dir: str | Path, *, resume: bool = False,
+    progress: bool = True, console: Console | None = None,
+    on_validation: ValidationCallback | None = None,
+) -> dict[str, Any]:
+    """Train ``config`` (or its plan) into ``output_dir``; return its result record (also in
+    result.json).
+
+    Under protocols ``"holdout"`` and ``"tune"`` the validation classes are evaluated every
+    ``eval_every`` epochs and at the end (``record["validation"]``, and per epoch in
+    ``record["history"]``); the test split is evaluated once, after training
+    (``record["metrics"]``; None under ``"tune"``). With ``resume``, continue from
+    ``output_dir/checkpoint.pt`` when there is one.
     """
+    plan = config if isinstance(config, RunPlan) else plan_run(config)
+    config = plan.config
     output_dir = Path(output_dir)
     console = console or Console(stderr=True)
-    run = build_run(config)
+    state = check_output(plan, output_dir, resume=resume)
+    for note in plan.notes:
+        console.log(f"note: {note}")
+    with output_lock(output_dir):
+        return _train(plan, output_dir, state, progress, console, on_validation)
+
+
+def _train(plan: RunPlan, output_dir: Path, state: dict[str, Any] | None, progress: bool,
+           console: Console, on_validation: ValidationCallback | None) -> dict[str, Any]:
+    config = plan.config
+    run = build_run(plan)
     if getattr(run.loss, "sparse_gradients", False) and not config.lazy_momentum \
             and getattr(run.loss, "num_classes", 0) >= LAZY_MOMENTUM_HINT_CLASSES:
         console.log(f"hint: with {run.loss.num_classes:,} subsampled classes, exact momentum SGD "
                     "updates every class weight each step; --lazy-momentum updates only the "
                     "sampled rows (see docs/performance.md)")
     checkpoint = output_dir / CHECKPOINT
-    if resume and checkpoint.exists():
-        _restore(run, load_checkpoint(checkpoint), checkpoint)
+    if state is not None:
+        _restore(run, state, checkpoint)
         console.log(f"resuming {config.loss} from epoch {run.next_epoch} ({checkpoint})")
-    elif checkpoint.exists():
-        raise FileExistsError(f"{checkpoint} exists: pass resume=True (--resume) or use another folder")
 
     columns = (
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -257,22 +254,31 @@ def train(
             run.next_epoch = epoch + 1
             record: dict[str, Any] = {"epoch": run.next_epoch, "loss": mean_loss}
             main_epochs_done = run.next_epoch - config.warmup_epochs
-            if config.eval_every and main_epochs_done > 0 and main_epochs_done % config.eval_every == 0 \
-                    and run.next_epoch < config.total_epochs:
-                record["metrics"] = _evaluate(run)
-                console.log(_format_eval(config.loss, run.next_epoch, record["metrics"], config.ks))
+            if run.validation is not None and config.eval_every and main_epochs_done > 0 \
+                    and main_epochs_done % config.eval_every == 0 and run.next_epoch < config.total_epochs:
+                record["validation"] = _validate(run, console, on_validation)
             run.history.append(record)
             save_checkpoint(checkpoint, **_state(run))
             bar.update(epochs_task, completed=run.next_epoch, loss=mean_loss)
 
-    metrics = _evaluate(run)
-    console.log(_format_eval(config.loss, run.next_epoch, metrics, config.ks))
+    validation = None
+    if run.validation is not None:
+        validation = _validate(run, console, on_validation)
+        if run.history and "validation" not in run.history[-1]:
+            run.history[-1]["validation"] = validation
+    test = final_test_data(plan, run.model)
+    metrics = None
+    if test is not None:
+        metrics = evaluate(plan, run.model, test)
+        console.log(_format_eval(f"{config.loss} test", run.next_epoch, metrics, config.ks))
     result = {
         "loss": config.loss,
         "seed": config.seed,
         "config": config.to_dict(),
-        "fingerprint": config.fingerprint(),
+        "fingerprint": plan.fingerprint(),
         "metrics": metrics,
+        "validation": validation,
+        "evaluation": config.evaluation_settings(),
         "history": run.history,
         "train_seconds": run.train_seconds,
     }
@@ -318,9 +324,12 @@ def _train_epoch(run: Run, epoch: int, bar: Progress) -> float:
     return total_loss.item() / max(seen, 1)
 
 
-def _evaluate(run: Run) -> dict[str, Any]:
-    return evaluate_model(run.model, run.eval_data, ks=run.config.ks, binary=run.config.binary,
-                          workers=run.config.workers, seed=run.config.seed)
+def _validate(run: Run, console: Console, on_validation: ValidationCallback | None) -> dict[str, Any]:
+    metrics = evaluate(run.plan, run.model, run.validation)
+    console.log(_format_eval(f"{run.config.loss} validation", run.next_epoch, metrics, run.config.ks))
+    if on_validation is not None:
+        on_validation(run.next_epoch, metrics)
+    return metrics
 
 
 def _format_eval(loss: str, epoch: int, metrics: dict[str, Any], ks: tuple[int, ...]) -> str:
