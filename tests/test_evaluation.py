@@ -200,7 +200,10 @@ def test_query_gallery_matches_brute_force(query_gallery_data, backend):
     check_against_brute_force(queries, query_labels, gallery, gallery_labels, binary=False, backend=backend)
 
 
-@pytest.mark.parametrize("backend", ["faiss", "torch"])
+BINARY_BACKENDS = ["faiss", "torch"] + (["numkong"] if knn.numkong is not None else [])
+
+
+@pytest.mark.parametrize("backend", BINARY_BACKENDS)
 def test_binary_matches_brute_force_hamming(backend):
     rng = np.random.default_rng(3)
     embeddings, labels = clustered(rng, [2, 3, 5, 8, 1, 6, 4, 7, 9, 5, 3, 6], dim=256, spread=3.0)
@@ -373,6 +376,51 @@ def test_binary_mode_sees_only_signs():
     as_float = evaluate(signs, labels)  # cosine of ±1 codes orders as Hamming distance does
     assert as_float["nmi"] == binary["nmi"]
     assert binary != evaluate(embeddings, labels), "binary mode must differ from float mode here"
+
+
+def brute_force_hamming_order(codes: np.ndarray, gallery: np.ndarray | None, k: int) -> np.ndarray:
+    """The contract of the exact backends: ascending (Hamming distance, gallery id), self excluded."""
+    bits = np.unpackbits(codes, axis=1).astype(np.int64)
+    gallery_bits = bits if gallery is None else np.unpackbits(gallery, axis=1).astype(np.int64)
+    distances = (bits[:, None, :] != gallery_bits[None, :, :]).sum(axis=2)
+    order = []
+    for i, row in enumerate(distances):
+        ids = [j for j in range(len(row)) if gallery is not None or j != i]
+        order.append(sorted(ids, key=lambda j: (row[j], j))[:k])
+    return np.array(order)
+
+
+@pytest.mark.parametrize("backend", [b for b in BINARY_BACKENDS if b != "torch"])
+@pytest.mark.parametrize("distinct_codes", [3, 12, 200])
+def test_exact_hamming_order_with_heavy_ties(backend, distinct_codes, monkeypatch):
+    """Few distinct codes: tie groups far larger than k cross the k-th boundary in every row."""
+    monkeypatch.setattr(knn, "NUMKONG_BLOCK_ROWS", 7)  # several blocks, a ragged last one
+    rng = np.random.default_rng(distinct_codes)
+    alphabet = np.packbits(rng.random((distinct_codes, 2048)) < rng.random((distinct_codes, 1)), axis=1)
+    codes = alphabet[rng.integers(0, distinct_codes, 90)]
+    for k in (1, 5, 37, 89):
+        np.testing.assert_array_equal(
+            nearest_neighbors(codes, k, metric="hamming", backend=backend), brute_force_hamming_order(codes, None, k)
+        )
+    queries, gallery = codes[:25], codes[25:]
+    np.testing.assert_array_equal(
+        nearest_neighbors(queries, 65, gallery=gallery, metric="hamming", backend=backend),
+        brute_force_hamming_order(queries, gallery, 65),
+    )
+
+
+@pytest.mark.skipif(knn.numkong is None, reason="numkong not installed")
+def test_numkong_is_the_auto_binary_backend_and_matches_faiss():
+    rng = np.random.default_rng(5)
+    codes = binarize(rng.standard_normal((300, 100)))  # 100 bits: padding bits, many ties
+    found = nearest_neighbors(codes, 40, metric="hamming")
+    np.testing.assert_array_equal(found, nearest_neighbors(codes, 40, metric="hamming", backend="numkong"))
+    np.testing.assert_array_equal(found, nearest_neighbors(codes, 40, metric="hamming", backend="faiss"))
+    # A cosine request under backend="numkong" is served by faiss/torch.
+    embeddings = rng.standard_normal((50, 8))
+    np.testing.assert_array_equal(
+        nearest_neighbors(embeddings, 5, backend="numkong"), nearest_neighbors(embeddings, 5, backend="faiss")
+    )
 
 
 # --------------------------------------------------------- backends and inputs

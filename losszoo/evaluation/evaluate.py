@@ -199,7 +199,7 @@ def _nmi(
 ) -> float:
     """NMI of k-means (one cluster per class) on the L2-normalised queries, or on their ±1 codes."""
     rows = np.where(queries > 0, 1.0, -1.0).astype(np.float32) if binary else queries
-    kmeans_backend = {"auto": "auto", "faiss": "faiss", "torch": "sklearn"}[backend]
+    kmeans_backend = {"auto": "auto", "faiss": "faiss", "numkong": "auto", "torch": "sklearn"}[backend]
     assignments = kmeans_assignments(
         knn.l2_normalize(rows), len(np.unique(labels)), seed=seed, backend=kmeans_backend
     )
