@@ -52,6 +52,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="timings per case; the minimum is kept")
     parser.add_argument("--skip-nmi", action="store_true", help="do not time NMI (k-means)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--backend", default="auto", choices=("auto", "faiss", "numkong", "torch"),
+        help="evaluate's kNN backend (torch: top-k on CUDA when available; faiss: GPU with faiss-gpu)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     return parser.parse_args()
 
@@ -87,7 +91,7 @@ def search_depth(labels: np.ndarray, ks: tuple[int, ...]) -> int:
     return max(max(ks), max_r) + 1
 
 
-def retrieval_case(name, embeddings, labels, ks, repeats, *, binary) -> dict[str, Any]:
+def retrieval_case(name, embeddings, labels, ks, repeats, *, binary, backend="auto") -> dict[str, Any]:
     k = search_depth(labels, ks)
     ready = binarize(embeddings) if binary else l2_normalize(embeddings)
     bare = bare_binary_search if binary else bare_float_search
@@ -97,7 +101,7 @@ def retrieval_case(name, embeddings, labels, ks, repeats, *, binary) -> dict[str
         if binary:
             tuned_all.append(timed(lambda: bare_binary_search_tuned(ready, k))[0])
         seconds, metrics = timed(
-            lambda: evaluate(embeddings, labels, ks=ks, metrics=RETRIEVAL, binary=binary)
+            lambda: evaluate(embeddings, labels, ks=ks, metrics=RETRIEVAL, binary=binary, backend=backend)
         )
         eval_all.append(seconds)
     bare_s, eval_s = min(bare_all), min(eval_all)
@@ -139,13 +143,13 @@ def main() -> None:
     cases: dict[str, Any] = {}
     float_embeddings = unit_vectors(args.dim)
     cases[f"float{args.dim}"] = retrieval_case(
-        f"float-{args.dim}", float_embeddings, labels, ks, args.repeats, binary=False
+        f"float-{args.dim}", float_embeddings, labels, ks, args.repeats, binary=False, backend=args.backend
     )
     cases[f"binary{args.binary_dim}"] = retrieval_case(
-        f"binary-{args.binary_dim}", unit_vectors(args.binary_dim), labels, ks, args.repeats, binary=True
+        f"binary-{args.binary_dim}", unit_vectors(args.binary_dim), labels, ks, args.repeats, binary=True, backend=args.backend
     )
     cases[f"float{args.small_dim}"] = retrieval_case(
-        f"float-{args.small_dim}", unit_vectors(args.small_dim), labels, ks, args.repeats, binary=False
+        f"float-{args.small_dim}", unit_vectors(args.small_dim), labels, ks, args.repeats, binary=False, backend=args.backend
     )
     binary, small = cases[f"binary{args.binary_dim}"], cases[f"float{args.small_dim}"]
     binary_vs_small = {
