@@ -83,7 +83,7 @@ if [[ "$DEVICE" == cuda ]] && "$PY" -m pip install -q "faiss-gpu-cu12>=1.8" > "$
   backend=faiss
 fi
 echo "evaluate backend: $backend (faiss-gpu: $([[ $backend == faiss ]] && echo yes || echo no, torch top-k))"
-size=(); [[ "$DEVICE" == cpu ]] && size=(--num-items 2000 --num-classes 400 --ks 1,10,100 --repeats 1)
+size=(--repeats 1 --threads "$(nproc)"); [[ "$DEVICE" == cpu ]] && size=(--num-items 2000 --num-classes 400 --ks 1,10,100 --repeats 1)
 "$PY" benchmarks/bench_evaluate.py --backend "$backend" --skip-nmi "${size[@]}" \
   --json "$OUT/bench_evaluate_${DEVICE}_${backend}.json" > "$OUT/bench_evaluate.log" 2>&1 || fail "bench_evaluate"
 tail -6 "$OUT/bench_evaluate.log"
