@@ -123,12 +123,16 @@ def compare(
     loss_options: dict[str, dict[str, Any]] | None = None,
     progress: bool = True,
     console: Console | None = None,
+    tuning: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Train every loss in ``losses`` for ``seeds`` seeds; return the run records (untrained
     baseline first) and write the report files.
 
     By default every registered loss is compared except adapter-namespaced ones (``pml:*``),
-    which are many and run only when named.
+    which are many and run only when named. Under protocol ``"holdout"`` with ``eval_every``
+    the validation classes are scored during training (the report plots the curves and flags
+    runs not converged) and the test classes once, at the end. ``tuning`` (trials, metric,
+    split) says in the report's caption that the settings were tuned.
     """
     if base.protocol == "tune":
         raise ConfigError("compare reports test metrics: use protocol 'final' or 'holdout' "
@@ -148,5 +152,5 @@ def compare(
             else:
                 records.append(train(run.plan, run.folder, resume=True, progress=progress,
                                      console=console))
-        write_report(records, output_dir, ks=base.ks, console=console)
+        write_report(records, output_dir, ks=base.ks, console=console, tuning=tuning)
     return records
