@@ -43,7 +43,7 @@ def test_compare_two_losses_writes_every_output(tmp_path, capsys):
     for row in results["summary"]:
         for key in ("recall@1", "recall@4", "nmi", "map_at_r", "binary/recall@1"):
             assert 0.0 <= row[key] <= 1.0, (row["loss"], key)
-    assert "| normsoftmax |" in (out / "results.md").read_text()
+    assert "| normsoftmax" in (out / "results.md").read_text()
     assert (out / "results.csv").read_text().splitlines()[0].startswith("loss,seeds,")
     assert "results:" in capsys.readouterr().out
 

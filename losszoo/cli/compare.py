@@ -21,6 +21,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--loss-option", action="append", metavar="LOSS.NAME=VALUE",
                         help="one loss's hyperparameter, e.g. cosface.scale=64; repeatable; "
                         "wins over the config file's [loss_options.<loss>] tables")
+    parser.add_argument("--tune", type=int, default=None, metavar="N",
+                        help="first tune N trials per loss on validation classes (losszoo tune), "
+                        "then compare with the best settings under protocol final over --seeds")
+    parser.add_argument("--metric", default="map_at_r", help="validation metric tuned (with --tune)")
+    parser.add_argument("--storage", default=None, help="Optuna storage URL (with --tune)")
     add_training_options(parser)
     parser.set_defaults(run=run)
 
@@ -30,10 +35,37 @@ def run(args: argparse.Namespace) -> int:
     losses = args.losses if args.losses is not None else table.get("losses")
     seeds = args.seeds if args.seeds is not None else table.get("seeds", 1)
     output = Path(args.output or f"runs/compare-{config.dataset}-{config.backbone}-{config.dim}")
-    compare(config, output, losses=losses, seeds=seeds, loss_options=loss_options(args, table),
-            progress=args.progress, console=Console(stderr=True))
+    options, settings = loss_options(args, table), loss_settings(table)
+    tuning = table.get("tuning")
+    if args.tune:
+        from losszoo.losses import list_losses
+        from losszoo.tuning import tune
+
+        names = losses or [n for n in list_losses() if ":" not in n]
+        results = tune(config.replace(protocol="tune", eval_every=0), output / "tune", losses=names,
+                       trials=args.tune, metric=args.metric, storage=args.storage,
+                       command=command_line(args), console=Console(stderr=True))
+        for result in results:
+            options.setdefault(result.loss, {}).update(result.loss_options)
+            settings.setdefault(result.loss, {}).update(result.loss_settings)
+        tuning = {"trials": args.tune, "metric": args.metric}
+        config = config.replace(protocol="final", eval_every=0)
+    compare(config, output, losses=losses, seeds=seeds, loss_options=options, loss_settings=settings,
+            progress=args.progress, console=Console(stderr=True), tuning=tuning)
     Console().print(f"results: {output}/results.json, results.csv, results.md, *.png")
     return 0
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The exact command, for best.toml's header."""
+    import shlex
+
+    return "losszoo " + " ".join(shlex.quote(a) for a in getattr(args, "argv", []))
+
+
+def loss_settings(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The config file's ``[loss_settings.<loss>]`` tables (e.g. lr, samples_per_class from best.toml)."""
+    return {loss: dict(values) for loss, values in table.get("loss_settings", {}).items()}
 
 
 def loss_options(args: argparse.Namespace, table: dict[str, Any]) -> dict[str, dict[str, Any]]:

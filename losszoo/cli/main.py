@@ -1,4 +1,4 @@
-"""The ``losszoo`` command: ``list``, ``train``, ``eval``, ``compare``."""
+"""The ``losszoo`` command: ``list``, ``train``, ``eval``, ``compare``, ``tune``."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import sys
 
 from rich.console import Console
 
-from losszoo.cli import compare, eval_cmd, list_cmd, train
+from losszoo.cli import compare, eval_cmd, list_cmd, train, tune
 from losszoo.errors import LosszooError
 from losszoo.models import WeightsUnavailableError
 
-COMMANDS = (list_cmd, train, eval_cmd, compare)
+COMMANDS = (list_cmd, train, eval_cmd, compare, tune)
 # Errors a user can fix, printed as one line; anything else is a bug and keeps its traceback.
 USER_ERRORS = (LosszooError, WeightsUnavailableError)
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in tune's best.toml
     try:
         return args.run(args)
     except USER_ERRORS as exc:

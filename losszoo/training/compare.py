@@ -60,6 +60,7 @@ def _finished(plan: RunPlan, folder: Path, fingerprint: str) -> dict[str, Any] |
 def plan_comparison(
     base: TrainConfig, output_dir: Path, *, losses: Sequence[str] | None, seeds: int,
     loss_options: dict[str, dict[str, Any]] | None,
+    loss_settings: dict[str, dict[str, Any]] | None = None,
 ) -> list[PlannedRun]:
     """Plan every run (untrained floor first) and check the output folder; write nothing."""
     if seeds < 1:
@@ -71,7 +72,8 @@ def plan_comparison(
     by_name: dict[str, dict[str, Any]] = {}  # an alias's options merge into its loss's, none dropped
     for name, options in (loss_options or {}).items():
         by_name.setdefault(_canonical(name), {}).update(options)
-    unknown = sorted(set(by_name) - set(canonical))
+    settings_by_name = {_canonical(name): dict(values) for name, values in (loss_settings or {}).items()}
+    unknown = sorted((set(by_name) | set(settings_by_name)) - set(canonical))
     if unknown:
         raise ConfigError(f"loss options given for losses not compared: {', '.join(unknown)}")
 
@@ -84,7 +86,8 @@ def plan_comparison(
         runs.append(PlannedRun(plan, folder, _finished(plan, folder, fingerprint)))
     for name in dict.fromkeys(canonical):
         for seed in seed_range:
-            plan = plan_run(base.replace(loss=name, seed=seed, loss_options=by_name.get(name, {})))
+            plan = plan_run(base.replace(loss=name, seed=seed, loss_options=by_name.get(name, {}),
+                                         **settings_by_name.get(name, {})))
             folder = output_dir / folder_name(name) / f"seed{seed}"
             done = _finished(plan, folder, plan.fingerprint())
             if done is None:
@@ -121,21 +124,28 @@ def compare(
     losses: Sequence[str] | None = None,
     seeds: int = 1,
     loss_options: dict[str, dict[str, Any]] | None = None,
+    loss_settings: dict[str, dict[str, Any]] | None = None,
     progress: bool = True,
     console: Console | None = None,
+    tuning: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Train every loss in ``losses`` for ``seeds`` seeds; return the run records (untrained
     baseline first) and write the report files.
 
     By default every registered loss is compared except adapter-namespaced ones (``pml:*``),
-    which are many and run only when named.
+    which are many and run only when named. ``loss_settings`` maps a loss to shared settings
+    tuned for it (``lr``, ``samples_per_class``: best.toml's ``[loss_settings.<loss>]``). Under protocol ``"holdout"`` with ``eval_every``
+    the validation classes are scored during training (the report plots the curves and flags
+    runs not converged) and the test classes once, at the end. ``tuning`` (trials, metric,
+    split) says in the report's caption that the settings were tuned.
     """
     if base.protocol == "tune":
         raise ConfigError("compare reports test metrics: use protocol 'final' or 'holdout' "
                           "(tuning trials run through losszoo tune)")
     output_dir = Path(output_dir)
     console = console or Console(stderr=True)
-    runs = plan_comparison(base, output_dir, losses=losses, seeds=seeds, loss_options=loss_options)
+    runs = plan_comparison(base, output_dir, losses=losses, seeds=seeds, loss_options=loss_options,
+                           loss_settings=loss_settings)
     records = []
     with output_lock(output_dir):
         for run in runs:
@@ -148,5 +158,5 @@ def compare(
             else:
                 records.append(train(run.plan, run.folder, resume=True, progress=progress,
                                      console=console))
-        write_report(records, output_dir, ks=base.ks, console=console)
+        write_report(records, output_dir, ks=base.ks, console=console, tuning=tuning)
     return records

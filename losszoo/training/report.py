@@ -1,5 +1,9 @@
-"""The comparison report: mean +/- std over seeds per loss, as a rich table, results.json,
-results.csv, results.md, and two plots (Recall@K curves; float vs binary R@1)."""
+"""The comparison report: per loss and metric the mean, std and 95 % Student-t confidence
+interval over seeds (losszoo.evaluation.stats), the mark of losses statistically
+indistinguishable from the best (on ``MARK_METRIC``), a "not converged" flag per run, and a
+caption saying how the table was obtained; as a rich table, results.json, results.csv,
+results.md, and plots as PNG and SVG (Recall@K curves; float vs binary R@1 with error bars over
+seeds; per-epoch validation curves when the runs evaluated validation classes)."""
 
 from __future__ import annotations
 
@@ -14,28 +18,88 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from losszoo.evaluation.stats import estimate, indistinguishable_from_best
 from losszoo.training.checkpoint import atomic_write, write_json, write_text
+
+MARK_METRIC = "map_at_r"  # the metric the "indistinguishable from best" mark is computed on
+# A run is "not converged" when its validation metric rose by more than this between the first
+# and the last of its last CONVERGENCE_WINDOW evaluations (0.01 = 1 point of MAP@R).
+CONVERGENCE_METRIC = "map_at_r"
+CONVERGENCE_THRESHOLD = 0.01
+CONVERGENCE_WINDOW = 2
+
+
+def validation_curve(record: dict[str, Any], metric: str = CONVERGENCE_METRIC) -> list[tuple[int, float]]:
+    """(epoch, validation metric) pairs of one run's history."""
+    return [(entry["epoch"], entry["validation"][metric]) for entry in record.get("history", [])
+            if isinstance(entry.get("validation"), dict) and metric in entry["validation"]]
+
+
+def converged(record: dict[str, Any], *, metric: str = CONVERGENCE_METRIC,
+              threshold: float = CONVERGENCE_THRESHOLD, window: int = CONVERGENCE_WINDOW) -> bool | None:
+    """False when the run's validation ``metric`` rose by more than ``threshold`` from the first
+    to the last of its last ``window`` evaluations (still climbing); None with fewer than
+    ``window`` evaluations."""
+    curve = [value for _, value in validation_curve(record, metric)]
+    if len(curve) < max(window, 2):
+        return None
+    return curve[-1] - curve[-window] <= threshold
 
 
 def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per loss (in first-seen order): mean and std of every metric over its seeds."""
+    """One row per loss (in first-seen order): per metric the mean, std (None for one seed)
+    and 95 % CI over its seeds; ``best`` marks losses indistinguishable from the best on
+    MARK_METRIC; ``not_converged`` counts runs flagged by :func:`converged`."""
     by_loss: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
-        by_loss[record["loss"]].append(record)
+        if record.get("metrics"):
+            by_loss[record["loss"]].append(record)
     rows = []
     for loss, runs in by_loss.items():
         row: dict[str, Any] = {"loss": loss, "seeds": len(runs)}
         numeric = [k for k, v in runs[0]["metrics"].items() if isinstance(v, (int, float))]
         for key in numeric:
-            _mean_std(row, key, [run["metrics"][key] for run in runs])
-        _mean_std(row, "train_seconds", [run["train_seconds"] for run in runs])
+            _estimate(row, key, [run["metrics"][key] for run in runs])
+        _estimate(row, "train_seconds", [run["train_seconds"] for run in runs])
+        row["not_converged"] = sum(converged(run) is False for run in runs)
         rows.append(row)
+    per_loss = {loss: {run["seed"]: run["metrics"][MARK_METRIC] for run in runs
+                       if MARK_METRIC in run["metrics"]}
+                for loss, runs in by_loss.items() if loss != "untrained"}
+    marks = indistinguishable_from_best(per_loss)
+    for row in rows:
+        row["best"] = marks.get(row["loss"], False)
     return rows
 
 
-def _mean_std(row: dict[str, Any], key: str, values: Sequence[float]) -> None:
-    row[key] = float(np.mean(values))
-    row[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+def _estimate(row: dict[str, Any], key: str, values: Sequence[float]) -> None:
+    est = estimate(values)
+    row[key], row[f"{key}_std"] = est.mean, est.std
+    row[f"{key}_ci_low"], row[f"{key}_ci_high"] = est.ci_low, est.ci_high
+
+
+def caption(records: Sequence[dict[str, Any]], tuning: dict[str, Any] | None = None) -> str:
+    """How the table was obtained: tuned (budget, metric, split) or untuned, epochs, seeds,
+    dataset, backbone, dim, losszoo version, and the statistics used."""
+    from losszoo import __version__
+
+    trained = [r for r in records if r.get("loss") != "untrained"] or list(records)
+    config = trained[0]["config"] if trained else {}
+    seeds = max((sum(1 for r in trained if r["loss"] == loss) for loss in {r["loss"] for r in trained}),
+                default=0)
+    if tuning:
+        how = (f"tuned: {tuning['trials']} trials per loss on {tuning.get('metric', 'map_at_r')} "
+               f"of class-disjoint validation classes ({tuning.get('split', 'validation split of the training classes')})")
+    else:
+        how = "untuned (shared settings, per-loss defaults)"
+    return (f"{how}; {config.get('epochs')} epochs (+{config.get('warmup_epochs')} warm-up), "
+            f"{seeds} seed(s), protocol {config.get('protocol')}, dataset {config.get('dataset')}"
+            f"{' (first ' + str(config['max_classes']) + ' classes)' if config.get('max_classes') else ''}, "
+            f"backbone {config.get('backbone')}, dim {config.get('dim')}, losszoo {__version__}. "
+            "Cells: mean ± std over seeds [95 % Student-t CI]; * = statistically indistinguishable "
+            f"from the best on {MARK_METRIC} (paired t-test over matched seeds, p >= 0.05; CI overlap "
+            f"with < 2 matched seeds); (nc) = runs not converged (validation {CONVERGENCE_METRIC} "
+            f"rose > {100 * CONVERGENCE_THRESHOLD:g} points over the last {CONVERGENCE_WINDOW} evaluations).")
 
 
 def _columns(ks: Sequence[int]) -> list[tuple[str, str]]:
@@ -49,28 +113,34 @@ def _columns(ks: Sequence[int]) -> list[tuple[str, str]]:
 def _cell(row: dict[str, Any], key: str) -> str:
     if key not in row:
         return "-"
-    mean, std = 100 * row[key], 100 * row[f"{key}_std"]
-    return f"{mean:.1f} ± {std:.1f}" if row["seeds"] > 1 else f"{mean:.1f}"
+    if row.get(f"{key}_std") is None:
+        return f"{100 * row[key]:.1f}"
+    return (f"{100 * row[key]:.1f} ± {100 * row[f'{key}_std']:.1f} "
+            f"[{100 * row[f'{key}_ci_low']:.1f}, {100 * row[f'{key}_ci_high']:.1f}]")
 
 
-def render_table(rows: Sequence[dict[str, Any]], ks: Sequence[int]) -> Table:
-    table = Table(title="losszoo compare (%, mean ± std over seeds)")
+def _label(row: dict[str, Any]) -> str:
+    return row["loss"] + (" *" if row.get("best") else "") + (" (nc)" if row.get("not_converged") else "")
+
+
+def render_table(rows: Sequence[dict[str, Any]], ks: Sequence[int], title: str | None = None) -> Table:
+    table = Table(title="losszoo compare (%, mean ± std [95 % CI] over seeds)", caption=title)
     table.add_column("loss", style="bold", no_wrap=True,
-                     min_width=max((len(row["loss"]) for row in rows), default=4))
+                     min_width=max((len(_label(row)) for row in rows), default=4))
     for _, title in _columns(ks):
         table.add_column(title, justify="right")
     table.add_column("train s", justify="right")
     for row in rows:
-        table.add_row(row["loss"], *(_cell(row, key) for key, _ in _columns(ks)),
+        table.add_row(_label(row), *(_cell(row, key) for key, _ in _columns(ks)),
                       f"{row['train_seconds']:.0f}")
     return table
 
 
-def to_markdown(rows: Sequence[dict[str, Any]], ks: Sequence[int]) -> str:
+def to_markdown(rows: Sequence[dict[str, Any]], ks: Sequence[int], title: str | None = None) -> str:
     header = ["loss", *(title for _, title in _columns(ks)), "train s"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = ([title, ""] if title else []) + ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [row["loss"], *(_cell(row, key) for key, _ in _columns(ks)), f"{row['train_seconds']:.0f}"]
+        cells = [_label(row), *(_cell(row, key) for key, _ in _columns(ks)), f"{row['train_seconds']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -80,12 +150,21 @@ def to_csv(rows: Sequence[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
     writer.writeheader()
+    # One seed: the std cells stay blank (csv writes None as an empty field).
     writer.writerows(rows)
     return buffer.getvalue()
 
 
-def plot(rows: Sequence[dict[str, Any]], ks: Sequence[int], output_dir: Path) -> list[Path]:
-    """Recall@K curves per loss, and float vs binary R@1 bars, as PNG files."""
+def _std(row: dict[str, Any], key: str) -> float:
+    value = row.get(f"{key}_std")
+    return 0.0 if value is None else 100 * value
+
+
+def plot(rows: Sequence[dict[str, Any]], ks: Sequence[int], output_dir: Path,
+         records: Sequence[dict[str, Any]] = ()) -> list[Path]:
+    """Recall@K curves per loss, float vs binary R@1 bars with error bars (std over seeds,
+    y axis from 0), and, when runs evaluated validation classes, the per-epoch validation
+    curves of every run; each as PNG and SVG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,42 +175,68 @@ def plot(rows: Sequence[dict[str, Any]], ks: Sequence[int], output_dir: Path) ->
     fig, ax = plt.subplots(figsize=(6, 4))
     for row in rows:
         ax.errorbar(ks, [100 * row[f"recall@{k}"] for k in ks],
-                    yerr=[100 * row[f"recall@{k}_std"] for k in ks], marker="o", capsize=3,
+                    yerr=[_std(row, f"recall@{k}") for k in ks], marker="o", capsize=3,
                     label=row["loss"], linestyle="--" if row["loss"] == "untrained" else "-")
     ax.set(xscale="log", xticks=list(ks), xticklabels=[str(k) for k in ks], xlabel="K",
            ylabel="Recall@K (%)", title="Recall@K per loss")
     ax.xaxis.set_minor_locator(NullLocator())  # no "3 x 10^0" labels on the log axis
     ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))  # beside the curves
     ax.grid(alpha=0.3)
-    paths.append(_save(fig, output_dir / "recall_at_k.png"))
+    paths += _save(fig, output_dir / "recall_at_k.png")
     plt.close(fig)
 
     if any("binary/recall@1" in row for row in rows):
         fig, ax = plt.subplots(figsize=(6, 4))
         x = np.arange(len(rows))
-        ax.bar(x - 0.2, [100 * r["recall@1"] for r in rows], 0.4, label="float")
-        ax.bar(x + 0.2, [100 * r.get("binary/recall@1", np.nan) for r in rows], 0.4, label="binary")
+        ax.bar(x - 0.2, [100 * r["recall@1"] for r in rows], 0.4, label="float",
+               yerr=[_std(r, "recall@1") for r in rows], capsize=3)
+        ax.bar(x + 0.2, [100 * r.get("binary/recall@1", np.nan) for r in rows], 0.4, label="binary",
+               yerr=[_std(r, "binary/recall@1") for r in rows], capsize=3)
         ax.set_xticks(x, [r["loss"] for r in rows], rotation=30, ha="right")
-        ax.set(ylabel="Recall@1 (%)", title="Float vs binary (sign) embeddings")
+        ax.set(ylabel="Recall@1 (%)", title="Float vs binary (sign) embeddings (± std over seeds)")
+        ax.set_ylim(bottom=0)
         ax.legend()
         fig.tight_layout()
-        paths.append(_save(fig, output_dir / "float_vs_binary_r1.png"))
+        paths += _save(fig, output_dir / "float_vs_binary_r1.png")
+        plt.close(fig)
+
+    curves = [(r, validation_curve(r)) for r in records]
+    curves = [(r, c) for r, c in curves if c]
+    if curves:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        colors = {}
+        for record, curve in curves:
+            loss = record["loss"]
+            line = ax.plot([e for e, _ in curve], [100 * v for _, v in curve], marker=".",
+                           color=colors.get(loss), label=None if loss in colors else loss)[0]
+            colors.setdefault(loss, line.get_color())
+        ax.set(xlabel="epoch", ylabel=f"validation {CONVERGENCE_METRIC} (%)",
+               title="Validation curves (every seed)")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
+        ax.grid(alpha=0.3)
+        paths += _save(fig, output_dir / "validation_curves.png")
         plt.close(fig)
     return paths
 
 
-def _save(fig: Any, path: Path) -> Path:
-    return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=120, bbox_inches="tight"))
+def _save(fig: Any, path: Path) -> list[Path]:
+    """``path`` as PNG and its .svg sibling."""
+    png = atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=120, bbox_inches="tight"))
+    svg = atomic_write(path.with_suffix(".svg"), lambda fh: fig.savefig(fh, format="svg", bbox_inches="tight"))
+    return [png, svg]
 
 
 def write_report(records: Sequence[dict[str, Any]], output_dir: str | Path, *, ks: Sequence[int],
-                 console: Console | None = None) -> list[dict[str, Any]]:
+                 console: Console | None = None, tuning: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Write every report file; ``tuning`` (trials, metric, split) says the settings were tuned."""
     output_dir = Path(output_dir)
     rows = summarize(records)
-    write_json(output_dir / "results.json", {"summary": rows, "runs": list(records)})
+    text = caption(records, tuning)
+    write_json(output_dir / "results.json", {"caption": text, "summary": rows, "runs": list(records)})
     write_text(output_dir / "results.csv", to_csv(rows))
-    write_text(output_dir / "results.md", to_markdown(rows, ks))
-    plot(rows, ks, output_dir)
+    write_text(output_dir / "results.md", to_markdown(rows, ks, text))
+    plot(rows, ks, output_dir, records)
     if console is not None:
-        console.print(render_table(rows, ks))
+        console.print(render_table(rows, ks, text))
     return rows

@@ -1,0 +1,38 @@
+"""``losszoo tune``: per loss, an Optuna study with the same trial budget on validation classes
+(the test split is never read); writes best.toml for ``losszoo compare --config``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from losszoo.cli.compare import command_line
+from losszoo.cli.options import add_training_options, config_from_args
+from losszoo.losses import list_losses
+from losszoo.tuning import tune
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("tune", help="tune each loss on validation classes", description=__doc__)
+    parser.add_argument("--losses", type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
+                        help="comma-separated loss names (default: every registered loss)")
+    parser.add_argument("--trials", type=int, default=20, help="finished trials per loss (default 20)")
+    parser.add_argument("--metric", default="map_at_r", help="validation metric to maximise (default map_at_r)")
+    parser.add_argument("--storage", default=None,
+                        help="Optuna storage URL (any SQLAlchemy URL); default SQLite in the output folder")
+    parser.add_argument("--sampler-seed", dest="sampler_seed", type=int, default=0, help="TPE sampler seed")
+    add_training_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config, table = config_from_args(args, protocol="tune")
+    losses = args.losses or table.get("losses") or [n for n in list_losses() if ":" not in n]
+    output = Path(args.output or f"runs/tune-{config.dataset}-{config.backbone}-{config.dim}")
+    tune(config.replace(eval_every=0), output, losses=losses, trials=args.trials, metric=args.metric,
+         storage=args.storage, sampler_seed=args.sampler_seed, command=command_line(args),
+         console=Console(stderr=True))
+    Console().print(f"best settings: {output / 'best.toml'} (losszoo compare --config {output / 'best.toml'})")
+    return 0

@@ -1,0 +1,216 @@
+"""Per loss, one Optuna study with the same trial budget, on validation classes only.
+
+Protocol (Musgrave et al., "A Metric Learning Reality Check", ECCV 2020): every trial trains
+with ``protocol="tune"`` (the test split is never listed nor read) and is scored on the
+validation classes carved from the training classes, every epoch; Optuna's seeded TPE sampler
+proposes settings and its MedianPruner stops trials whose validation metric falls below the
+median of earlier trials at the same epoch. The study lives in an RDB storage (SQLite in the
+output folder by default, any SQLAlchemy URL with ``storage=``), so a killed tune resumes
+(finished COMPLETE/PRUNED trials are counted and only the remainder runs; a trial left RUNNING
+by a killed process is not counted) and workers on several machines can join one study.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from losszoo.errors import ConfigError
+from losszoo.hyperparams import Choice, LogUniform, SearchRange
+from losszoo.losses import get_loss_spec
+from losszoo.training.checkpoint import atomic_write, folder_name, write_json, write_text
+from losszoo.training.config import TrainConfig
+from losszoo.training.plan import plan_run
+from losszoo.training.trainer import train
+
+# Shared knobs that interact with every loss (Musgrave et al. 2020 tune lr per loss; the batch
+# composition, classes per batch vs samples per class at a fixed batch size, follows
+# powerful-benchmarker's sampler settings). samples_per_class values that do not divide the
+# batch size are skipped when the space is built.
+LR_RANGE = LogUniform(1e-4, 1e-1)
+SAMPLES_PER_CLASS = (2, 4, 5, 8, 10, 16, 20, 25)
+COMMON_PREFIX = "common."
+DEFAULT_METRIC = "map_at_r"
+
+
+def common_space(batch_size: int, train_classes: int | None = None) -> dict[str, SearchRange]:
+    """Learning rate (log-uniform) and samples per class among the divisors of ``batch_size``
+    that leave 2 to ``train_classes`` classes per batch."""
+    most = train_classes or batch_size
+    divisors = tuple(s for s in SAMPLES_PER_CLASS if batch_size % s == 0 and 2 <= batch_size // s <= most)
+    space: dict[str, SearchRange] = {"lr": LR_RANGE}
+    if len(divisors) > 1:
+        space["samples_per_class"] = Choice(divisors)
+    return space
+
+
+COMMON_SPACE = common_space(80)  # the embedded Omniglot preset's batch of 80
+
+
+def search_space(loss: str, batch_size: int, train_classes: int | None = None) -> dict[str, SearchRange]:
+    """The loss's declared space (``loss.<name>``) plus the common one (``common.<name>``)."""
+    spec = get_loss_spec(loss)
+    space = {f"loss.{name}": rng for name, rng in spec.search_space.items()}
+    space.update({COMMON_PREFIX + name: rng for name, rng in common_space(batch_size, train_classes).items()})
+    return space
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    loss: str
+    best_value: float
+    loss_options: dict[str, Any]
+    loss_settings: dict[str, Any]
+    trials: list[dict[str, Any]]
+
+
+def _split(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    options = {k.removeprefix("loss."): v for k, v in params.items() if k.startswith("loss.")}
+    settings = {k.removeprefix(COMMON_PREFIX): v for k, v in params.items() if k.startswith(COMMON_PREFIX)}
+    return options, settings
+
+
+def tune_loss(
+    base: TrainConfig, loss: str, output_dir: Path, *, trials: int, metric: str = DEFAULT_METRIC,
+    storage: str | None = None, sampler_seed: int = 0, console: Console | None = None,
+) -> TuneResult:
+    """Run the remainder of ``trials`` finished trials of ``loss``'s study; return the best."""
+    import optuna
+
+    console = console or Console(stderr=True)
+    name = get_loss_spec(loss).name
+    folder = output_dir / folder_name(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    storage = storage or f"sqlite:///{(output_dir / 'study.db').resolve()}"
+    probe = plan_run(base.replace(loss=name, protocol="tune"))  # listings only: no image read
+    space = search_space(name, base.batch_size,
+                         probe.splits["train"].num_classes - len(probe.validation_classes))
+    study = optuna.create_study(
+        study_name=f"losszoo-{name}", storage=storage, direction="maximize", load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=sampler_seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+    def objective(trial: optuna.Trial) -> float:
+        options, settings = _split({key: rng.suggest(trial, key) for key, rng in space.items()})
+        config = base.replace(loss=name, protocol="tune", eval_every=1,
+                              loss_options={**base.loss_options, **options}, **settings)
+        plan = plan_run(config)
+
+        def report(epoch: int, metrics: dict[str, Any]) -> None:
+            trial.report(float(metrics[metric]), epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        record = train(plan, folder / f"trial{trial.number}", progress=False, console=console,
+                       on_validation=report)
+        return float(record["validation"][metric])
+
+    while (done := len(study.get_trials(deepcopy=False, states=finished))) < trials:
+        best = _best_value(study)
+        console.log(f"{name}: trial {done + 1}/{trials}" + (f", best {metric} {100 * best:.2f}" if best is not None else ""))
+        study.optimize(objective, n_trials=1, catch=())
+    rows = trial_rows(study, metric)
+    write_text(folder / "trials.csv", _csv(rows))
+    write_json(folder / "trials.json", rows)
+    _plot_best_so_far(rows, folder / "best_so_far.png", name, metric)
+    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+    if not complete:
+        raise ConfigError(f"{name}: no trial completed (all pruned); raise the budget")
+    options, settings = _split(study.best_trial.params)
+    console.log(f"{name}: best {metric} {100 * study.best_value:.2f} with {study.best_trial.params}")
+    return TuneResult(name, float(study.best_value), options, settings, rows)
+
+
+def _best_value(study: Any) -> float | None:
+    try:
+        return float(study.best_value)
+    except ValueError:
+        return None
+
+
+def trial_rows(study: Any, metric: str) -> list[dict[str, Any]]:
+    """Each trial: number, state, value, parameters, and its validation curve (epoch -> metric)."""
+    return [{"number": t.number, "state": t.state.name, "value": t.value, metric: t.value,
+             "params": dict(t.params), "curve": {int(k): v for k, v in t.intermediate_values.items()}}
+            for t in study.get_trials(deepcopy=False)]
+
+
+def _csv(rows: Sequence[dict[str, Any]]) -> str:
+    keys = sorted({k for row in rows for k in row["params"]})
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["number", "state", "value", *keys, "curve"])
+    for row in rows:
+        writer.writerow([row["number"], row["state"], row["value"], *(row["params"].get(k) for k in keys),
+                         json.dumps(row["curve"])])
+    return buffer.getvalue()
+
+
+def _plot_best_so_far(rows: Sequence[dict[str, Any]], path: Path, loss: str, metric: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    best, xs, ys = None, [], []
+    for row in rows:
+        if row["state"] == "COMPLETE" and row["value"] is not None:
+            best = row["value"] if best is None else max(best, row["value"])
+        if best is not None:
+            xs.append(row["number"] + 1)
+            ys.append(100 * best)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.step(xs, ys, where="post", marker="o")
+    ax.set(xlabel="trial", ylabel=f"best validation {metric} (%)", title=f"{loss}: best so far")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    for suffix, fmt in ((".png", "png"), (".svg", "svg")):
+        atomic_write(path.with_suffix(suffix), lambda fh, f=fmt: fig.savefig(fh, format=f, bbox_inches="tight"))
+    plt.close(fig)
+
+
+def tune(
+    base: TrainConfig, output_dir: str | Path, *, losses: Sequence[str], trials: int,
+    metric: str = DEFAULT_METRIC, storage: str | None = None, sampler_seed: int = 0,
+    command: str | None = None, console: Console | None = None,
+) -> list[TuneResult]:
+    """Tune every loss with the same budget; write ``best.toml`` in ``output_dir``."""
+    if trials < 1:
+        raise ConfigError(f"trials must be >= 1, got {trials}")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    results = [tune_loss(base, loss, output_dir, trials=trials, metric=metric, storage=storage,
+                         sampler_seed=sampler_seed, console=console) for loss in losses]
+    write_best_toml(output_dir / "best.toml", results, command=command,
+                    tuning={"trials": trials, "metric": metric})
+    return results
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def write_best_toml(path: Path, results: Sequence[TuneResult], *, command: str | None,
+                    tuning: dict[str, Any]) -> Path:
+    """``[loss_options.<loss>]`` and ``[loss_settings.<loss>]`` tables `losszoo compare --config` reads."""
+    lines = ["# Best hyperparameters per loss, tuned on validation classes by losszoo tune.",
+             f"# command: {command or '(Python API)'}", "",
+             "[tuning]", f"trials = {tuning['trials']}", f"metric = {_toml_value(tuning['metric'])}", ""]
+    for result in results:
+        for table, values in (("loss_options", result.loss_options), ("loss_settings", result.loss_settings)):
+            lines.append(f"[{table}.{json.dumps(result.loss)}]")
+            lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+            lines.append("")
+    return write_text(path, "\n".join(lines))

@@ -1,0 +1,50 @@
+"""The comparison report: CIs, the indistinguishable-from-best mark, convergence, caption, files."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from scipy import stats
+
+from losszoo.training.report import converged, summarize, write_report
+
+
+def _record(loss, seed, map_at_r, curve=()):
+    history = [{"epoch": i + 1, "loss": 1.0, "validation": {"map_at_r": v, "recall@1": v}}
+               for i, v in enumerate(curve)]
+    return {"loss": loss, "seed": seed, "train_seconds": 1.0, "history": history,
+            "config": {"epochs": 3, "warmup_epochs": 0, "protocol": "holdout", "dataset": "omniglot",
+                       "backbone": "convnet4", "dim": 64, "max_classes": None},
+            "metrics": {"recall@1": map_at_r + 0.1, "map_at_r": map_at_r, "nmi": 0.5,
+                        "binary/recall@1": map_at_r}}
+
+
+def test_convergence_flag_uses_the_last_two_evaluations():
+    assert converged(_record("a", 0, 0.5, [0.1, 0.3, 0.40, 0.405])) is True
+    assert converged(_record("a", 0, 0.5, [0.1, 0.3, 0.35, 0.40])) is False  # +5 points
+    assert converged(_record("a", 0, 0.5, [0.2])) is None
+
+
+def test_summary_ci_mark_and_files(tmp_path):
+    records = [_record("a", s, v, [0.1, 0.2, 0.5, 0.5]) for s, v in enumerate([0.60, 0.62, 0.61])]
+    records += [_record("b", s, v, [0.1, 0.2, 0.3, 0.4]) for s, v in enumerate([0.40, 0.41, 0.405])]
+    records += [_record("c", s, v) for s, v in enumerate([0.59, 0.63, 0.60])]
+    rows = {row["loss"]: row for row in summarize(records)}
+    low, high = stats.t.interval(0.95, 2, loc=0.61, scale=stats.sem([0.60, 0.62, 0.61]))
+    assert (rows["a"]["map_at_r_ci_low"], rows["a"]["map_at_r_ci_high"]) == pytest.approx((low, high))
+    assert [rows[n]["best"] for n in "abc"] == [True, False, True]
+    assert [rows[n]["not_converged"] for n in "abc"] == [0, 3, 0]
+    write_report(records, tmp_path, ks=(1,), tuning={"trials": 2, "metric": "map_at_r"})
+    md = (tmp_path / "results.md").read_text()
+    assert md.startswith("tuned: 2 trials per loss") and "3 seed(s)" in md and "convnet4" in md
+    assert "a *" in md and "b (nc)" in md
+    for name in ("validation_curves", "float_vs_binary_r1", "recall_at_k"):
+        assert (tmp_path / f"{name}.png").stat().st_size and (tmp_path / f"{name}.svg").stat().st_size
+
+
+def test_csv_leaves_std_blank_for_one_seed(tmp_path):
+    write_report([_record("a", 0, 0.6)], tmp_path, ks=(1,))
+    row = next(csv.DictReader((tmp_path / "results.csv").open()))
+    assert row["map_at_r_std"] == "" and float(row["map_at_r"]) == pytest.approx(0.6)
+    assert (tmp_path / "results.md").read_text().startswith("untuned")

@@ -1,0 +1,89 @@
+"""losszoo tune on a slice of the embedded Omniglot: tiny budgets (2 trials, 1 epoch of 2 batches)."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+
+import losszoo.training.plan as plan_module
+from losszoo.cli.main import main
+from losszoo.hyperparams import LogUniform
+from losszoo.losses import MetricLoss, register_loss
+from losszoo.training.config import build_config, read_toml
+from losszoo.tuning import search_space, tune
+
+TINY = dict(max_classes=10, batch_size=20, samples_per_class=5, dim=16, ks=(1, 2), epochs=2,
+            batches_per_epoch=2, binary=False, protocol="tune")
+
+
+@pytest.fixture
+def no_test_split(monkeypatch):
+    """Any listing of a split other than train (the test split, In-Shop's query/gallery) fails."""
+    original = plan_module._read_split
+
+    def guarded(dataset, split, config):
+        if split != plan_module.TRAIN_SPLIT:
+            raise AssertionError(f"tuning read the {split} split")
+        return original(dataset, split, config)
+
+    monkeypatch.setattr(plan_module, "_read_split", guarded)
+
+
+def _finished(study_db, loss):
+    study = optuna.load_study(study_name=f"losszoo-{loss}", storage=f"sqlite:///{study_db}")
+    return study, [t for t in study.trials if t.state.is_finished()]
+
+
+def test_tune_never_reads_test_and_resumes_without_repeating(tmp_path, no_test_split):
+    base = build_config(TINY)
+    tune(base, tmp_path, losses=["normsoftmax"], trials=1)
+    study, first = _finished(tmp_path / "study.db", "normsoftmax")
+    assert len(first) == 1
+    study.ask()  # a trial left RUNNING by a killed worker: not counted as finished
+    tune(base, tmp_path, losses=["normsoftmax"], trials=2)
+    study, after = _finished(tmp_path / "study.db", "normsoftmax")
+    assert len(after) == 2 and after[0].params == first[0].params and after[0].value == first[0].value
+    rows = json.loads((tmp_path / "normsoftmax" / "trials.json").read_text())
+    assert [r["state"] for r in rows].count("RUNNING") == 1
+    assert all(r["curve"] for r in rows if r["state"] == "COMPLETE")
+    assert (tmp_path / "normsoftmax" / "best_so_far.svg").exists()
+    best = read_toml(tmp_path / "best.toml")
+    assert set(best["loss_options"]["normsoftmax"]) == {"temperature"}
+    assert set(best["loss_settings"]["normsoftmax"]) <= {"lr", "samples_per_class"}
+
+
+def test_plugin_loss_search_space_is_tuned(tmp_path, loss_registry, no_test_split):
+    import torch
+
+    @register_loss("toy-scaled", sampler="class_balanced", search_space={"scale": LogUniform(0.5, 2.0)})
+    class ToyScaled(MetricLoss):
+        def __init__(self, scale: float = 1.0):
+            super().__init__()
+            self.scale = scale
+
+        def forward(self, embeddings, labels):
+            same = (labels[:, None] == labels[None]).float()
+            sim = torch.nn.functional.normalize(embeddings, dim=1) @ torch.nn.functional.normalize(embeddings, dim=1).T
+            return self.scale * ((1 - same) * sim.clamp(min=0) - same * sim).mean()
+
+    assert "loss.scale" in search_space("toy-scaled", 20)
+    results = tune(build_config({**TINY, "epochs": 1}), tmp_path, losses=["toy-scaled"], trials=2)
+    assert 0.5 <= results[0].loss_options["scale"] <= 2.0
+    assert len([r for r in results[0].trials if r["state"] in ("COMPLETE", "PRUNED")]) == 2
+
+
+def test_best_toml_round_trips_into_compare(tmp_path):
+    tiny = ["--max-classes", "10", "--batch-size", "20", "--samples-per-class", "5", "--dim", "16",
+            "--ks", "1,2", "--epochs", "1", "--batches-per-epoch", "2", "--no-progress", "--no-binary"]
+    assert main(["tune", "--losses", "triplet", "--trials", "1", "-o", str(tmp_path / "t"), *tiny]) == 0
+    best = read_toml(tmp_path / "t" / "best.toml")
+    assert "losszoo tune" in (tmp_path / "t" / "best.toml").read_text().splitlines()[1]
+    assert main(["compare", "--config", str(tmp_path / "t" / "best.toml"), "--losses", "triplet",
+                 "-o", str(tmp_path / "c"), *tiny]) == 0
+    record = json.loads((tmp_path / "c" / "triplet" / "seed0" / "result.json").read_text())
+    assert record["config"]["lr"] == pytest.approx(best["loss_settings"]["triplet"]["lr"])
+    for key, value in best["loss_options"]["triplet"].items():
+        assert record["config"]["loss_options"][key] == pytest.approx(value)
+    assert (tmp_path / "c" / "results.md").read_text().startswith("tuned: 1 trials")
