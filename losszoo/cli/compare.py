@@ -10,6 +10,7 @@ from rich.console import Console
 
 from losszoo.errors import ConfigError
 from losszoo.cli.options import add_training_options, config_from_args, parse_loss_options
+from losszoo.distributed import init_distributed
 from losszoo.training.compare import compare
 
 
@@ -32,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output or f"runs/compare-{config.dataset}-{config.backbone}-{config.dim}")
     compare(config, output, losses=losses, seeds=seeds, loss_options=loss_options(args, table),
             progress=args.progress, console=Console(stderr=True))
-    Console().print(f"results: {output}/results.json, results.csv, results.md, *.png")
+    Console(quiet=not init_distributed().is_main).print(
+        f"results: {output}/results.json, results.csv, results.md, *.png")
     return 0
 
 
