@@ -44,7 +44,7 @@ def _torchrun(nproc: int, output: Path, *args: str) -> None:
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                           os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
-               "--master-port", "0", "-m", "losszoo", *args, "--output", str(output)]
+               "--standalone", "-m", "losszoo", *args, "--output", str(output)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 
