@@ -191,7 +191,63 @@ def check_all(rank: int, world_size: int) -> list[str]:
     return failures
 
 
-EXTRA_CHECKS: list[Callable[[int, int], list[str]]] = []
+def check_sharded_class_weights(rank: int, world_size: int) -> list[str]:
+    """Sharded class weights equal replicated ones: loss, model gradients, each shard's rows'
+    gradients, and the rows after an SGD step with momentum and weight decay (twice)."""
+    from losszoo.distributed import GlobalBatch, convert_batchnorm
+    from losszoo.distributed.sharded import ShardedClassLoss
+    from losszoo.losses import create_loss
+
+    failures = []
+    share = BATCH // world_size
+    part = slice(rank * share, (rank + 1) * share)
+    cases = [("normsoftmax", {}), ("cosface", {}), ("proxynca", {}),
+             ("proxynca", {"include_positive": True})]
+    for name, options in cases:
+        x, labels = _batch(name)
+        runs = {}
+        for mode in ("replicated", "sharded"):
+            model = convert_batchnorm(_tiny_model(0), torch.device("cpu"))
+            ddp = nn.parallel.DistributedDataParallel(model)
+            torch.manual_seed(2)
+            loss = create_loss(name, embedding_dim=DIM, num_classes=7, **options).double()
+            step_loss = GlobalBatch(loss) if mode == "replicated" else ShardedClassLoss(loss, rank, world_size)
+            weight = loss.proxies.weight if mode == "replicated" else step_loss.weight
+            optimizer = torch.optim.SGD([weight], lr=0.1, momentum=0.9, weight_decay=0.01)
+            values = []
+            for _ in range(2):
+                optimizer.zero_grad()
+                value = step_loss(ddp(x[part]), labels[part])
+                value.backward()
+                values.append(value.item())
+                grad = weight.grad.clone()
+                optimizer.step()
+            rows = weight.detach() if mode == "replicated" else step_loss.full_weight()
+            runs[mode] = (values, _grads(model), grad, rows, step_loss)
+        what = f"sharded {name}{options or ''}"
+        (v_rep, g_rep, w_grad_rep, rows_rep, _), (v_sh, g_sh, w_grad_sh, rows_sh, sharded) = \
+            runs["replicated"], runs["sharded"]
+        if max(abs(a - b) for a, b in zip(v_rep, v_sh)) > TOLERANCE:
+            failures.append(f"{what}: losses {v_sh} vs {v_rep}")
+        _compare(f"{what} model", g_sh, g_rep, failures)
+        error = (w_grad_sh - w_grad_rep[sharded.start:sharded.stop]).abs().max().item()
+        if error > TOLERANCE:
+            failures.append(f"{what}: shard gradient differs by {error:.3g}")
+        error = (rows_sh - rows_rep).abs().max().item()
+        if error > TOLERANCE:
+            failures.append(f"{what}: rows after two SGD steps differ by {error:.3g}")
+    # Class subsampling per shard: sparse shard gradients, finite loss.
+    x, labels = _batch("normsoftmax")
+    loss = create_loss("normsoftmax", embedding_dim=DIM, num_classes=40, class_subsample=0.25).double()
+    sharded = ShardedClassLoss(loss, rank, world_size)
+    value = sharded(x[part, :DIM].clone().requires_grad_(), labels[part])
+    value.backward()
+    if not (torch.isfinite(value) and sharded.weight.grad.is_sparse):
+        failures.append("subsampled shard: expected a finite loss and a sparse shard gradient")
+    return failures
+
+
+EXTRA_CHECKS: list[Callable[[int, int], list[str]]] = [check_sharded_class_weights]
 
 
 def free_init_file(folder: str) -> str:

@@ -14,6 +14,8 @@ import torch.distributed.nn.functional as dist_fn
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from losszoo.distributed.losses import quiet_deprecation
+
 
 class GlobalBatchNorm(_BatchNorm):
     """Drop-in for BatchNorm1d/2d/3d whose training statistics span all ranks."""
@@ -29,7 +31,8 @@ class GlobalBatchNorm(_BatchNorm):
         count = torch.tensor(float(input.numel() // input.shape[1]), dtype=input.dtype,
                              device=input.device)
         moments = torch.cat([input.sum(dims), (input * input).sum(dims), count[None]])
-        moments = dist_fn.all_reduce(moments)
+        with quiet_deprecation():
+            moments = dist_fn.all_reduce(moments)
         channels = input.shape[1]
         total = moments[-1]
         mean = moments[:channels] / total

@@ -25,17 +25,32 @@ Against pytorch-metric-learning's ``DistributedLossWrapper`` (the anchor):
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
+
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_fn
 from torch import Tensor, nn
 
 
+@contextlib.contextmanager
+def quiet_deprecation() -> Iterator[None]:
+    """``torch.distributed.nn.functional`` warns that it is deprecated in favour of the private
+    ``_functional_collectives``; it remains the public differentiable collective API."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module="torch.distributed")
+        warnings.filterwarnings("ignore", message=".*torch.distributed.nn.functional.*")
+        yield
+
+
 def gather_batch(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     """Every rank's embeddings (differentiable) and labels, concatenated in rank order."""
     if not dist.is_initialized() or dist.get_world_size() == 1:
         return embeddings, labels
-    gathered = torch.cat(dist_fn.all_gather(embeddings), dim=0)
+    with quiet_deprecation():
+        gathered = torch.cat(dist_fn.all_gather(embeddings), dim=0)
     label_parts = [torch.empty_like(labels) for _ in range(dist.get_world_size())]
     dist.all_gather(label_parts, labels.contiguous())
     return gathered, torch.cat(label_parts)
