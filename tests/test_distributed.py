@@ -63,3 +63,40 @@ def test_two_rank_train_writes_the_metrics_of_one_process(tmp_path):
     assert two["metrics"] == one["metrics"]
     for a, b in zip(two["history"], one["history"], strict=True):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_rank_then_resume_matches_an_uninterrupted_run(tmp_path):
+    """kill -9 of rank 1 once rank 0 has written a checkpoint (torchrun stops rank 0 too); the
+    same command with --resume ends bitwise where an uninterrupted 2-rank run ends."""
+    import signal
+    import time
+
+    import torch
+
+    args = ["train", "--loss", "normsoftmax", *TINY[:-6], "--epochs", "2", "--warmup-epochs", "1",
+            "--batches-per-epoch", "15"]
+    broken, whole = tmp_path / "broken", tmp_path / "whole"
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                          os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+               "2", "-m", "losszoo", *args, "--output", str(broken)]
+    launcher = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (broken / "checkpoint.pt").exists():
+        assert launcher.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    workers_of = subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True, text=True)
+    os.kill(int(workers_of.stdout.split()[-1]), signal.SIGKILL)
+    launcher.wait(timeout=120)
+    assert not (broken / "result.json").exists(), "the run finished before it could be killed"
+    _torchrun(2, broken, *args, "--resume")
+    _torchrun(2, whole, *args)
+    a, b = (json.loads((d / "result.json").read_text()) for d in (whole, broken))
+    assert a["metrics"] == b["metrics"]
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+    state_a, state_b = (torch.load(d / "checkpoint.pt", weights_only=False)["model"]
+                        for d in (whole, broken))
+    assert all(torch.equal(state_a[key], state_b[key]) for key in state_a)
