@@ -10,6 +10,7 @@ from rich.console import Console
 
 from losszoo.errors import ConfigError
 from losszoo.cli.options import add_training_options, config_from_args, parse_loss_options
+from losszoo.distributed import init_distributed
 from losszoo.training.compare import compare
 
 
@@ -52,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         config = config.replace(protocol="final", eval_every=0)
     compare(config, output, losses=losses, seeds=seeds, loss_options=options, loss_settings=settings,
             progress=args.progress, console=Console(stderr=True), tuning=tuning)
-    Console().print(f"results: {output}/results.json, results.csv, results.md, *.png")
+    Console(quiet=not init_distributed().is_main).print(
+        f"results: {output}/results.json, results.csv, results.md, *.png")
     return 0
 
 

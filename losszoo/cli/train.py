@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from losszoo.cli.options import add_training_options, config_from_args, parse_loss_options
+from losszoo.distributed import init_distributed
 from losszoo.training.checkpoint import folder_name
 from losszoo.training.trainer import train
 
@@ -27,5 +28,5 @@ def run(args: argparse.Namespace) -> int:
     config, _ = config_from_args(args, loss_options=options or None)
     output = Path(args.output or f"runs/{config.dataset}-{folder_name(config.loss)}-seed{config.seed}")
     train(config, output, resume=args.resume, progress=args.progress, console=Console(stderr=True))
-    Console().print(f"results: {output / 'result.json'}")
+    Console(quiet=not init_distributed().is_main).print(f"results: {output / 'result.json'}")
     return 0

@@ -43,6 +43,9 @@ class LossSpec:
         lr_multiplier: learning-rate multiplier for the loss's own parameters.
         aliases: other names that resolve to this loss.
         tags: free-form labels (``"classification"``, ``"pair"``, ``"proxy"``...).
+        global_batch: under torchrun, whether the loss must see the global batch (the harness
+            gathers every rank's embeddings and labels for it, with gradients); False for a
+            loss that is a mean over samples of per-sample terms, computed per rank.
     """
 
     name: str
@@ -55,6 +58,7 @@ class LossSpec:
     lr_multiplier: float = 1.0
     aliases: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    global_batch: bool = True
 
     @property
     def search_space(self) -> dict[str, SearchRange]:
@@ -139,6 +143,7 @@ def register_loss(
     tags: tuple[str, ...] = (),
     hyperparameters: Mapping[str, Hyper] | None = None,
     search_space: Mapping[str, SearchRange] | None = None,
+    global_batch: bool = True,
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator adding a loss to the zoo.
 
@@ -148,7 +153,9 @@ def register_loss(
     ``hyperparameters`` declares constraints (and search ranges) per argument
     (:class:`~losszoo.hyperparams.Hyper`); their types come from the constructor's hints.
     ``search_space`` is a shorthand that only adds search ranges. The class is made to check
-    its hyperparameters on construction, whoever builds it.
+    its hyperparameters on construction, whoever builds it. ``global_batch`` (default True,
+    always exact): under torchrun the harness gathers the global batch for the loss; declare
+    False only for a per-sample mean without batch-dependent choices (no mining, no sampling).
 
     Example::
 
@@ -192,6 +199,7 @@ def register_loss(
             lr_multiplier=float(lr_multiplier),
             aliases=tuple(aliases),
             tags=tuple(tags),
+            global_batch=bool(global_batch),
         )
         LOSSES.add(name, spec, aliases=spec.aliases)
         if "_losszoo_spec" not in cls.__dict__:  # one class registered twice keeps its first spec

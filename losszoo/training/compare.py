@@ -10,6 +10,7 @@ checked, before anything is trained or written: a refused comparison changes not
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from rich.console import Console
 
+from losszoo.distributed import init_distributed
 from losszoo.errors import ConfigError, OutputError
 from losszoo.losses import get_loss_spec, list_losses
 from losszoo.training.checkpoint import folder_name, output_lock, read_json, write_json
@@ -113,7 +115,8 @@ def untrained_baseline(run: PlannedRun, console: Console) -> dict[str, Any]:
               "fingerprint": plan.config.fingerprint(exclude=_LOSS_SETTINGS), "metrics": metrics,
               "validation": None, "history": [], "train_seconds": 0.0,
               "evaluation": plan.config.evaluation_settings()}
-    write_json(run.folder / RESULT, record)
+    if init_distributed().is_main:
+        write_json(run.folder / RESULT, record)
     return record
 
 
@@ -143,11 +146,14 @@ def compare(
         raise ConfigError("compare reports test metrics: use protocol 'final' or 'holdout' "
                           "(tuning trials run through losszoo tune)")
     output_dir = Path(output_dir)
+    context = init_distributed()  # under torchrun every rank trains; rank 0 alone writes
     console = console or Console(stderr=True)
+    if not context.is_main:
+        console, progress = Console(quiet=True), False
     runs = plan_comparison(base, output_dir, losses=losses, seeds=seeds, loss_options=loss_options,
                            loss_settings=loss_settings)
     records = []
-    with output_lock(output_dir):
+    with output_lock(output_dir) if context.is_main else contextlib.nullcontext():
         for run in runs:
             name, seed = run.plan.config.loss, run.plan.config.seed
             if run.done is not None:
@@ -158,5 +164,6 @@ def compare(
             else:
                 records.append(train(run.plan, run.folder, resume=True, progress=progress,
                                      console=console))
-        write_report(records, output_dir, ks=base.ks, console=console, tuning=tuning)
+        if context.is_main:
+            write_report(records, output_dir, ks=base.ks, console=console, tuning=tuning)
     return records

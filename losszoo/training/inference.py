@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from losszoo.distributed import distributed_embeddings
 from losszoo.evaluation import evaluate
 
 
@@ -55,12 +56,14 @@ def evaluate_model(
     batch_size: int = 256, workers: int = 0, seed: int = 0,
 ) -> dict[str, Any]:
     """Recall@K, NMI, MAP@R and R-precision of ``model``; binary ones prefixed ``binary/``."""
-    query, query_labels = extract_embeddings(model, data.query, batch_size=batch_size, workers=workers)
+    def extract(dataset: Dataset) -> tuple[Tensor, Tensor]:
+        return extract_embeddings(model, dataset, batch_size=batch_size, workers=workers)
+
+    # Under torchrun each rank embeds a share of the batches; every rank gets all embeddings.
+    query, query_labels = distributed_embeddings(extract, data.query, batch_size)
     gallery = gallery_labels = None
     if data.gallery is not None:
-        gallery, gallery_labels = extract_embeddings(
-            model, data.gallery, batch_size=batch_size, workers=workers
-        )
+        gallery, gallery_labels = distributed_embeddings(extract, data.gallery, batch_size)
     metrics = evaluate(query, query_labels, gallery_embeddings=gallery,
                        gallery_labels=gallery_labels, ks=ks, seed=seed)
     if binary:

@@ -32,6 +32,15 @@ from rich.progress import (
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from losszoo.distributed import (
+    DistContext,
+    DistributedBatchSampler,
+    GlobalBatch,
+    SeededItems,
+    convert_batchnorm,
+    init_distributed,
+)
+from losszoo.distributed.losses import average_gradients
 from losszoo.errors import OutputError
 from losszoo.samplers import create_sampler
 from losszoo.training.checkpoint import load_checkpoint, output_lock, save_checkpoint, write_json
@@ -76,15 +85,22 @@ class Run:
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
     next_epoch: int = 0
+    context: DistContext = field(default_factory=DistContext)
+    step_loss: nn.Module | None = None  # the loss as a step calls it (on the global batch)
+    forward_model: nn.Module | None = None  # the model as a step calls it (DDP under torchrun)
 
     @property
     def config(self) -> TrainConfig:
         return self.plan.config
 
 
-def build_run(plan: RunPlan) -> Run:
-    """Model, loss, data, sampler and optimizer of ``plan``, seeded."""
+def build_run(plan: RunPlan, context: DistContext | None = None) -> Run:
+    """Model, loss, data, sampler and optimizer of ``plan``, seeded. Under torchrun
+    (``context.distributed``) each rank loads its share of every global batch, BatchNorm
+    statistics span all ranks, and the loss sees the gathered global batch when its spec says
+    so (``losszoo.distributed``), so a step equals one process's step on the global batch."""
     config, device = plan.config, plan.device
+    context = context or DistContext()
     model = build_model(plan)
     train_set = train_dataset(plan, model)
     loss = build_loss(plan, train_set.num_classes)
@@ -93,6 +109,13 @@ def build_run(plan: RunPlan) -> Run:
         samples_per_class=config.samples_per_class, seed=config.seed,
         batches_per_epoch=config.batches_per_epoch,
     )
+    step_loss: nn.Module = loss
+    if context.distributed:
+        sampler = DistributedBatchSampler(sampler, context.rank, context.world_size, seed=config.seed)
+        train_set = SeededItems(train_set)
+        model = convert_batchnorm(model, device)
+        if plan.loss.global_batch:
+            step_loss = GlobalBatch(loss, device)
     # No persistent workers: each epoch's workers are seeded from the epoch's reseeded RNG, so
     # augmentation, and hence a resumed run, depends on (seed, epoch) only.
     loader = DataLoader(train_set, batch_sampler=sampler, num_workers=config.workers,
@@ -108,7 +131,7 @@ def build_run(plan: RunPlan) -> Run:
     dtype = amp_dtype(device, config.amp)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     return Run(plan, model, loss, loader, validation_data(plan, model), optimizer, scheduler,
-               device, dtype, scaler)
+               device, dtype, scaler, context=context, step_loss=step_loss, forward_model=model)
 
 
 def param_groups(model: nn.Module, loss: nn.Module, config: TrainConfig,
@@ -140,6 +163,10 @@ def _set_warmup(run: Run, warm: bool) -> None:
     run.loss.train()
     if warm:
         run.model.backbone.eval()
+    if run.context.distributed:  # DDP fixes its parameter set when built: rebuild per phase
+        run.forward_model = None
+        run.forward_model = nn.parallel.DistributedDataParallel(
+            run.model, device_ids=[torch.cuda.current_device()] if run.device.type == "cuda" else None)
 
 
 def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
@@ -218,18 +245,22 @@ def train(
     plan = config if isinstance(config, RunPlan) else plan_run(config)
     config = plan.config
     output_dir = Path(output_dir)
+    context = init_distributed()  # torchrun's rank and world size; else one process
     console = console or Console(stderr=True)
+    if not context.is_main:  # only rank 0 prints and writes
+        console, progress = Console(quiet=True), False
     state = check_output(plan, output_dir, resume=resume)
     for note in plan.notes:
         console.log(f"note: {note}")
-    with output_lock(output_dir):
-        return _train(plan, output_dir, state, progress, console, on_validation)
+    with output_lock(output_dir) if context.is_main else contextlib.nullcontext():
+        return _train(plan, output_dir, state, progress, console, on_validation, context)
 
 
 def _train(plan: RunPlan, output_dir: Path, state: dict[str, Any] | None, progress: bool,
-           console: Console, on_validation: ValidationCallback | None) -> dict[str, Any]:
+           console: Console, on_validation: ValidationCallback | None,
+           context: DistContext) -> dict[str, Any]:
     config = plan.config
-    run = build_run(plan)
+    run = build_run(plan, context)
     if getattr(run.loss, "sparse_gradients", False) and not config.lazy_momentum \
             and getattr(run.loss, "num_classes", 0) >= LAZY_MOMENTUM_HINT_CLASSES:
         console.log(f"hint: with {run.loss.num_classes:,} subsampled classes, exact momentum SGD "
@@ -258,7 +289,8 @@ def _train(plan: RunPlan, output_dir: Path, state: dict[str, Any] | None, progre
                     and main_epochs_done % config.eval_every == 0 and run.next_epoch < config.total_epochs:
                 record["validation"] = _validate(run, console, on_validation)
             run.history.append(record)
-            save_checkpoint(checkpoint, **_state(run))
+            if context.is_main:
+                save_checkpoint(checkpoint, **_state(run))
             bar.update(epochs_task, completed=run.next_epoch, loss=mean_loss)
 
     validation = None
@@ -282,7 +314,9 @@ def _train(plan: RunPlan, output_dir: Path, state: dict[str, Any] | None, progre
         "history": run.history,
         "train_seconds": run.train_seconds,
     }
-    write_json(output_dir / RESULT, result)
+    if context.is_main:
+        write_json(output_dir / RESULT, result)
+    context.barrier()  # no rank starts the next run before rank 0 has written this one
     return result
 
 
@@ -301,18 +335,21 @@ def _train_epoch(run: Run, epoch: int, bar: Progress) -> float:
         images = images.to(run.device, non_blocking=True)
         labels = labels.to(run.device, non_blocking=True)
         with _autocast(run.amp_dtype):
-            embeddings = run.model(images)
-        value = run.loss(embeddings.float(), labels)
+            embeddings = run.forward_model(images)
+        value = run.step_loss(embeddings.float(), labels)
         run.optimizer.zero_grad(set_to_none=True)
         if run.scaler is None:
             value.backward()
+            _average_local_loss_gradients(run)
             run.optimizer.step()
         else:
             run.scaler.scale(value).backward()
+            _average_local_loss_gradients(run)
             run.scaler.step(run.optimizer)
             run.scaler.update()
-        total_loss += value.detach() * len(labels)
-        seen += len(labels)
+        batch = len(labels) * run.context.world_size  # the global batch the loss stands for
+        total_loss += value.detach() * batch
+        seen += batch
         if step % PROGRESS_EVERY == 0 or step == len(run.loader):
             elapsed = time.perf_counter() - start
             bar.update(task, completed=step, loss=total_loss.item() / seen,
@@ -322,6 +359,13 @@ def _train_epoch(run: Run, epoch: int, bar: Progress) -> float:
     if not warm:
         run.scheduler.step()
     return total_loss.item() / max(seen, 1)
+
+
+def _average_local_loss_gradients(run: Run) -> None:
+    """A loss computed per rank (``global_batch=False``): average its parameters' gradients,
+    as DDP does for the model's."""
+    if run.context.distributed and run.step_loss is run.loss:
+        average_gradients(list(run.loss.parameters()))
 
 
 def _validate(run: Run, console: Console, on_validation: ValidationCallback | None) -> dict[str, Any]:

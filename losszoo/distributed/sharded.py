@@ -1,0 +1,140 @@
+"""Class weights sharded across ranks (model-parallel softmax, as in Partial FC: An et al.,
+"Partial FC: Training 10 Million Identities on a Single Machine", ICCVW 2021).
+
+Rank r holds rows ``[start_r, stop_r)`` of the class weights W [C, D] (about C / N rows). A step
+gathers the global batch's embeddings (differentiable), computes the logits against its own
+rows only, and combines the shards into the softmax normaliser with a distributed
+log-sum-exp (a max all-reduce for stability, then a differentiable sum all-reduce), so the loss
+equals the replicated loss on the global batch while no rank ever holds C x D weights or
+B x C logits. Optimiser state lives with the shard (every SGD update, weight decay and
+``LazySparseSGD``'s lazy momentum is row-wise), so it is per shard too.
+
+Gradients: every rank computes the same loss L; each all-reduce sums, in backward, the same
+upstream gradient from N ranks, so a shard's rows receive ``N * dL/dW``; a ``1/N`` gradient
+scale on the shard makes it exact. The embeddings' gradient arrives ``N`` times too, as for
+every global-batch loss, and DDP's averaging over ranks removes it.
+
+Class subsampling (Zhai & Wu 2019, Sec. 4.5) is per shard: each shard keeps the batch classes
+it owns plus random others of its own rows, ``ceil(r * C_shard)`` in all. The classes drawn
+therefore differ from a single process's draw (same distribution, another sample).
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_fn
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from losszoo.distributed.losses import gather_batch, quiet_deprecation
+from losszoo.losses.proxies import CosineSoftmaxLoss, cosine_logits, sample_other_classes
+from losszoo.losses.proxynca import ProxyNCA
+
+
+def shard_bounds(num_classes: int, rank: int, world_size: int) -> tuple[int, int]:
+    """Rows ``[start, stop)`` of rank ``rank``: C split as evenly as possible."""
+    edges = np.linspace(0, num_classes, world_size + 1).round().astype(int)
+    return int(edges[rank]), int(edges[rank + 1])
+
+
+class _ScaleGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, tensor: Tensor, factor: float) -> Tensor:  # type: ignore[override]
+        ctx.factor = factor
+        return tensor.view_as(tensor)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        return grad * ctx.factor, None
+
+
+class ShardedClassLoss(nn.Module):
+    """NormSoftmax, CosFace or Proxy-NCA with this rank's shard of ``loss``'s class weights.
+
+    Built from the replicated loss (same initial rows), called with the rank's local
+    embeddings and labels; ``weight`` is the shard [stop - start, D], a parameter of its own.
+    """
+
+    def __init__(self, loss: nn.Module, rank: int, world_size: int) -> None:
+        super().__init__()
+        if not isinstance(loss, (CosineSoftmaxLoss, ProxyNCA)):
+            raise TypeError(f"class weights of {type(loss).__name__} cannot be sharded")
+        self.template = loss  # its hyperparameters and logit function; its weights are unused
+        self.rank, self.world_size = rank, world_size
+        self.num_classes = loss.num_classes
+        self.start, self.stop = shard_bounds(loss.num_classes, rank, world_size)
+        self.weight = nn.Parameter(loss.proxies.weight.detach()[self.start:self.stop].clone())
+
+    @property
+    def sparse_gradients(self) -> bool:
+        return getattr(self.template, "class_subsample", 1.0) < 1.0
+
+    def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        embeddings, labels = gather_batch(embeddings, labels.to(embeddings.device, torch.long))
+        owned = (labels >= self.start) & (labels < self.stop)
+        local_targets = torch.where(owned, labels - self.start, 0)
+        ratio = getattr(self.template, "class_subsample", 1.0) if self.training else 1.0
+        weights, targets = self._select(local_targets[owned], ratio)
+        weights = _ScaleGradient.apply(weights, 1.0 / self.world_size)
+        if targets is not None:
+            local_targets = local_targets.clone()
+            local_targets[owned] = targets
+        logits = self._logits(cosine_logits(embeddings, weights), local_targets, owned)
+        exclude_target = isinstance(self.template, ProxyNCA) and not self.template.include_positive
+        target_logit = (logits.gather(1, local_targets[:, None]).squeeze(1) * owned)
+        if exclude_target:  # Proxy-NCA: the positive proxy is not in the denominator
+            mask = F.one_hot(local_targets, logits.shape[1]).bool() & owned[:, None]
+            logits = logits.masked_fill(mask, float("-inf"))
+        return (distributed_logsumexp(logits) - _sum_over_ranks(target_logit)).mean()
+
+    def _select(self, owned_labels: Tensor, ratio: float) -> tuple[Tensor, Tensor | None]:
+        if ratio >= 1.0:
+            return self.weight, None
+        rows_here = self.stop - self.start
+        present = torch.unique(owned_labels)
+        target = max(math.ceil(Fraction(str(ratio)) * rows_here), present.numel())
+        others = sample_other_classes(present, target - present.numel(), rows_here)
+        rows = torch.cat([present, others]).sort().values
+        return F.embedding(rows, self.weight, sparse=True), torch.searchsorted(rows, owned_labels)
+
+    def _logits(self, cosine: Tensor, targets: Tensor, owned: Tensor) -> Tensor:
+        if isinstance(self.template, ProxyNCA):
+            return -2.0 * self.template.scale**2 * (1.0 - cosine)
+        # The template's logits need a target column for every row: rows whose class lives on
+        # another shard point at an extra, discarded column.
+        extra = torch.zeros(cosine.shape[0], 1, dtype=cosine.dtype, device=cosine.device)
+        columns = torch.where(owned, targets, cosine.shape[1])
+        return self.template.logits(torch.cat([cosine, extra], dim=1), columns)[:, :-1]
+
+    @torch.no_grad()
+    def full_weight(self) -> Tensor:
+        """All C rows, gathered from every shard (for a checkpoint or an equality check)."""
+        sizes = [shard_bounds(self.num_classes, r, self.world_size) for r in range(self.world_size)]
+        longest = max(stop - start for start, stop in sizes)  # Gloo gathers equal sizes only
+        padded = self.weight.new_zeros(longest, self.weight.shape[1])
+        padded[: self.stop - self.start] = self.weight.detach()
+        parts = [torch.empty_like(padded) for _ in sizes]
+        dist.all_gather(parts, padded)
+        return torch.cat([part[: stop - start] for part, (start, stop) in zip(parts, sizes)])
+
+
+def _sum_over_ranks(tensor: Tensor) -> Tensor:
+    if not dist.is_initialized():
+        return tensor
+    with quiet_deprecation():
+        return dist_fn.all_reduce(tensor)
+
+
+def distributed_logsumexp(logits: Tensor) -> Tensor:
+    """log sum_j exp(logits[:, j]) over the columns of every rank's ``logits`` [B, K_r]."""
+    peak = logits.detach().amax(dim=1)
+    if dist.is_initialized():
+        dist.all_reduce(peak, op=dist.ReduceOp.MAX)
+    peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
+    total = _sum_over_ranks(torch.exp(logits - peak[:, None]).sum(dim=1))
+    return torch.log(total) + peak

@@ -1,0 +1,102 @@
+"""Distributed training on torch.distributed (Gloo, CPU): 2 processes spawned by the tests,
+float64, checked against one process on the concatenated global batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch.multiprocessing as mp
+
+import distributed_workers as workers
+
+WORLD_SIZE = 2
+
+
+def _spawn(check, tmp_path: Path) -> dict:
+    manager = mp.Manager()
+    results = manager.dict()
+    mp.spawn(workers.run_worker, args=(WORLD_SIZE, str(tmp_path / "init"), check, results),
+             nprocs=WORLD_SIZE, join=True)
+    return dict(results)
+
+
+def test_two_ranks_equal_one_process(tmp_path):
+    """Samplers (union = single-process batches), every zoo loss's step (value and gradients
+    to 1e-10, float64, DDP + global BatchNorm), and evaluation (exact), in one spawn."""
+    results = _spawn(workers.check_all, tmp_path)
+    assert sorted(results) == list(range(WORLD_SIZE))
+    failures = [f for rank in sorted(results) for f in results[rank]]
+    assert not failures, "\n".join(failures)
+
+
+TINY = ["--max-classes", "10", "--batch-size", "20", "--samples-per-class", "5", "--dim", "16",
+        "--ks", "1,2,4", "--no-progress", "--no-binary", "--epochs", "1", "--warmup-epochs", "1",
+        "--batches-per-epoch", "4"]
+
+
+def _torchrun(nproc: int, output: Path, *args: str) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                          os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
+               "--standalone", "-m", "losszoo", *args, "--output", str(output)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_two_rank_train_writes_the_metrics_of_one_process(tmp_path):
+    """``torchrun --nproc-per-node 2 -m losszoo train`` against the 1-process torchrun run of
+    the same global batch: identical test metrics. Training runs in float32, where the
+    all-reduced BatchNorm sums and the summed gathered gradients add in another order than one
+    process does, so the parameters (and logged losses) agree to ~1e-6 relative, not bitwise;
+    that is far below what changes a retrieval ranking here, so the metrics are equal."""
+    args = ["train", "--loss", "triplet", *TINY]
+    _torchrun(2, tmp_path / "two", *args)
+    _torchrun(1, tmp_path / "one", *args)
+    two, one = (json.loads((tmp_path / d / "result.json").read_text()) for d in ("two", "one"))
+    assert two["metrics"] == one["metrics"]
+    for a, b in zip(two["history"], one["history"], strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_rank_then_resume_matches_an_uninterrupted_run(tmp_path):
+    """kill -9 of rank 1 once rank 0 has written a checkpoint (torchrun stops rank 0 too); the
+    same command with --resume ends bitwise where an uninterrupted 2-rank run ends."""
+    import signal
+    import time
+
+    import torch
+
+    args = ["train", "--loss", "normsoftmax", *TINY[:-6], "--epochs", "2", "--warmup-epochs", "1",
+            "--batches-per-epoch", "15"]
+    broken, whole = tmp_path / "broken", tmp_path / "whole"
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                          os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+               "2", "-m", "losszoo", *args, "--output", str(broken)]
+    launcher = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (broken / "checkpoint.pt").exists():
+        assert launcher.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    workers_of = subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True, text=True)
+    os.kill(int(workers_of.stdout.split()[-1]), signal.SIGKILL)
+    launcher.wait(timeout=120)
+    assert not (broken / "result.json").exists(), "the run finished before it could be killed"
+    _torchrun(2, broken, *args, "--resume")
+    _torchrun(2, whole, *args)
+    a, b = (json.loads((d / "result.json").read_text()) for d in (whole, broken))
+    assert a["metrics"] == b["metrics"]
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+    state_a, state_b = (torch.load(d / "checkpoint.pt", weights_only=False)["model"]
+                        for d in (whole, broken))
+    assert all(torch.equal(state_a[key], state_b[key]) for key in state_a)
