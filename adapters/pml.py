@@ -69,6 +69,12 @@ class PMLLoss(MetricLoss):
     def compute(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         return self.pml_loss(embeddings, labels)
 
+    def compute_mined(
+        self, embeddings: Tensor, labels: Tensor, indices_tuple: tuple[Tensor, ...]
+    ) -> Tensor:
+        """PML's own handling of a miner's output (``pml_loss(embeddings, labels, indices_tuple)``)."""
+        return self.pml_loss(embeddings, labels, indices_tuple)
+
 
 def pml_parameters(pml_class: type) -> list[inspect.Parameter]:
     """Every named constructor argument of a PML loss, with PML's defaults.
@@ -173,8 +179,9 @@ def register() -> list[str]:
 class ZooLossForPML(nn.Module):
     """A zoo loss called the way PML calls a loss (``MultipleLosses``, PML's trainers).
 
-    Zoo losses are supervised and choose their pairs inside the batch as their paper says,
-    so miner output (``indices_tuple``) and reference embeddings are refused, not ignored.
+    A miner's output (``indices_tuple``) goes to the zoo loss, whose mined pairs/triplets then
+    replace its own mining; losses without pairs (NormSoftmax, CosFace, ProxyNCA) refuse it with
+    a ``ConfigError`` saying why. Reference embeddings are refused, not ignored.
     """
 
     def __init__(self, loss: nn.Module) -> None:
@@ -192,17 +199,14 @@ class ZooLossForPML(nn.Module):
         name = type(self.loss).__name__
         if labels is None:
             raise ValueError(f"{name} needs labels: zoo losses are supervised")
-        if indices_tuple is not None:
-            raise ValueError(
-                f"{name} cannot use indices_tuple (miner output): zoo losses select their own "
-                "pairs/triplets in the batch; use this loss without a miner"
-            )
         if ref_emb is not None or ref_labels is not None:
             raise ValueError(
                 f"{name} cannot compare against ref_emb/ref_labels: zoo losses compare a batch "
                 "with itself (and their class weights)"
             )
-        return self.loss(embeddings, labels)
+        if indices_tuple is None:
+            return self.loss(embeddings, labels)
+        return self.loss(embeddings, labels, indices_tuple)
 
 
 def as_pml_loss(loss: nn.Module) -> nn.Module:

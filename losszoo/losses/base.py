@@ -1,9 +1,19 @@
-"""The one interface every loss shares: ``loss(embeddings[B, D], labels[B]) -> scalar``."""
+"""The one interface every loss shares: ``loss(embeddings[B, D], labels[B]) -> scalar``.
+
+``loss(embeddings, labels, indices_tuple)`` also takes a miner's output in
+pytorch-metric-learning's formats: triplets ``(anchors, positives, negatives)`` or pairs
+``(a1, p, a2, n)`` of batch indices. A loss whose math is over pairs or triplets uses exactly
+those instead of choosing its own; a loss without pairs (a classifier) refuses them with a
+:class:`~losszoo.errors.ConfigError` saying why (``miner_refusal``).
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from losszoo.errors import ConfigError
+from losszoo.losses.functional import check_indices_tuple
 
 
 def check_inputs(
@@ -52,14 +62,31 @@ class MetricLoss(nn.Module):
 
     embedding_dim: int | None = None
     num_classes: int | None = None
+    # Why this loss cannot use mined pairs/triplets; a loss that can overrides compute_mined.
+    miner_refusal: str = "it does not define its loss over given pairs or triplets"
 
-    def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+    def forward(
+        self, embeddings: Tensor, labels: Tensor, indices_tuple: tuple[Tensor, ...] | None = None
+    ) -> Tensor:
         check_inputs(
             embeddings, labels, embedding_dim=self.embedding_dim, num_classes=self.num_classes
         )
-        return self.compute(embeddings, labels.to(embeddings.device, torch.long))
+        labels = labels.to(embeddings.device, torch.long)
+        if indices_tuple is None:
+            return self.compute(embeddings, labels)
+        if type(self).compute_mined is MetricLoss.compute_mined:
+            raise ConfigError(
+                f"{type(self).__name__} cannot use a miner's indices_tuple: {self.miner_refusal}"
+            )
+        return self.compute_mined(embeddings, labels, check_indices_tuple(indices_tuple, labels))
 
     def compute(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def compute_mined(
+        self, embeddings: Tensor, labels: Tensor, indices_tuple: tuple[Tensor, ...]
+    ) -> Tensor:
+        """The loss over exactly the given triplets (3 tensors) or pairs (4), validated."""
         raise NotImplementedError
 
     @property

@@ -8,6 +8,10 @@ d the Euclidean distance between L2-normalized embeddings, m = 1 (the paper's va
 pytorch-metric-learning's ``neg_margin``). Eq. 4's factors 1/2 are
 left out (they only halve the gradient). Each unordered pair appears twice among the ordered
 pairs i != j, so the mean equals the mean over pairs i < j.
+
+With a miner's output (``loss(embeddings, labels, indices_tuple)``) the mean runs over exactly
+the mined positive pairs (a1, p) and negative pairs (a2, n) together; triplets (a, p, n) count
+as the pairs (a, p) and (a, n), as PML's ``convert_to_pairs`` makes them.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from torch import Tensor
 
 from losszoo.hyperparams import Hyper, Uniform
 from losszoo.losses.base import MetricLoss
-from losszoo.losses.functional import label_masks, masked_mean, pairwise_distances
+from losszoo.losses.functional import convert_to_pairs, label_masks, masked_mean, pairwise_distances
 from losszoo.losses.registry import register_loss
 
 
@@ -46,3 +50,13 @@ class Contrastive(MetricLoss):
             positive, distances.square(), F.relu(self.margin - distances).square()
         )
         return masked_mean(pair_losses, positive | negative)
+
+    def compute_mined(
+        self, embeddings: Tensor, labels: Tensor, indices_tuple: tuple[Tensor, ...]
+    ) -> Tensor:
+        distances = pairwise_distances(F.normalize(embeddings, dim=1))
+        a1, p, a2, n = convert_to_pairs(indices_tuple)  # type: ignore[arg-type]
+        pair_losses = torch.cat([
+            distances[a1, p].square(), F.relu(self.margin - distances[a2, n]).square()
+        ])
+        return pair_losses.sum() / max(pair_losses.shape[0], 1)

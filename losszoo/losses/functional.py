@@ -48,3 +48,71 @@ def masked_logsumexp(values: Tensor, mask: Tensor, dim: int = 1) -> Tensor:
     masked = values.masked_fill(~mask, float("-inf")).masked_fill(empty, 0.0)
     return torch.logsumexp(masked, dim=dim).masked_fill(empty.squeeze(dim), float("-inf"))
 
+
+
+# -- mined tuples (pytorch-metric-learning's indices_tuple formats) ------------------------------
+Triplets = tuple[Tensor, Tensor, Tensor]  # (anchor, positive, negative) batch indices
+Pairs = tuple[Tensor, Tensor, Tensor, Tensor]  # (a1, p, a2, n): positive pairs (a1, p), negative (a2, n)
+
+
+def check_indices_tuple(indices_tuple: object, labels: Tensor) -> tuple[Tensor, ...]:
+    """Validate a miner's output: 3 (triplets) or 4 (pairs) 1-D integer index tensors into the batch,
+    the members of a group of equal length, positives of the anchor's class, negatives of another.
+
+    Returns the tensors as ``long`` on the labels' device; raises ``ValueError`` naming the fault.
+    """
+    if not isinstance(indices_tuple, (tuple, list)) or len(indices_tuple) not in (3, 4):
+        raise ValueError(
+            "indices_tuple must be (anchors, positives, negatives) triplets or (a1, p, a2, n) pairs, "
+            f"got {type(indices_tuple).__name__} of length {len(indices_tuple) if hasattr(indices_tuple, '__len__') else '?'}"
+        )
+    tensors = []
+    for t in indices_tuple:
+        if not isinstance(t, Tensor) or t.dim() != 1 or t.dtype.is_floating_point or t.dtype == torch.bool:
+            raise ValueError("indices_tuple must hold 1-D integer index tensors")
+        tensors.append(t.to(labels.device, torch.long))
+    groups = [tensors] if len(tensors) == 3 else [tensors[:2], tensors[2:]]
+    for group in groups:
+        if len({t.shape[0] for t in group}) != 1:
+            raise ValueError(f"indices_tuple: index tensors of one group differ in length: "
+                             f"{[t.shape[0] for t in group]}")
+    batch = labels.shape[0]
+    for t in tensors:
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= batch):
+            raise ValueError(f"indices_tuple: indices must lie in [0, {batch}) (the batch)")
+    a1, p, a2, n = convert_to_pairs(tuple(tensors))  # type: ignore[arg-type]
+    if not bool((labels[a1] == labels[p]).all()) or bool((a1 == p).any()):
+        raise ValueError("indices_tuple: a positive must be another sample of the anchor's class")
+    if bool((labels[a2] == labels[n]).any()):
+        raise ValueError("indices_tuple: a negative must be of another class than its anchor")
+    return tuple(tensors)
+
+
+def convert_to_pairs(indices_tuple: Triplets | Pairs) -> Pairs:
+    """Pairs from triplets as PML's ``lmu.convert_to_pairs``: (a, p, n) -> (a, p, a, n)."""
+    if len(indices_tuple) == 4:
+        return indices_tuple  # type: ignore[return-value]
+    a, p, n = indices_tuple
+    return a, p, a, n
+
+
+def convert_to_triplets(indices_tuple: Triplets | Pairs) -> Triplets:
+    """Triplets from pairs as PML's ``lmu.convert_to_triplets``: every positive pair (a, p) with
+    every negative pair (a, n) of the same anchor gives (a, p, n)."""
+    if len(indices_tuple) == 3:
+        return indices_tuple  # type: ignore[return-value]
+    a1, p, a2, n = indices_tuple
+    p_idx, n_idx = torch.where(a1[:, None] == a2[None, :])
+    return a1[p_idx], p[p_idx], n[n_idx]
+
+
+def pair_counts(rows: Tensor, cols: Tensor, batch: int, dtype: torch.dtype) -> Tensor:
+    """[B, B] matrix counting how often each ordered pair (rows[k], cols[k]) occurs."""
+    counts = torch.zeros(batch, batch, dtype=dtype, device=rows.device)
+    return counts.index_put_((rows, cols), torch.ones_like(rows, dtype=dtype), accumulate=True)
+
+
+def triplet_margin_losses(distances: Tensor, triplets: Triplets, margin: float) -> Tensor:
+    """``relu(d(a, p) - d(a, n) + margin)`` per triplet."""
+    a, p, n = triplets
+    return (distances[a, p] - distances[a, n] + margin).relu()

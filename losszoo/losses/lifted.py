@@ -6,6 +6,12 @@ Structured Feature Embedding", CVPR 2016, eqs. 3-4):
 
 with D the Euclidean (not squared) distance, alpha = 1, P the positive pairs and N the negative
 pairs of the batch.
+
+With a miner's output (``loss(embeddings, labels, indices_tuple)``), P is the mined positive
+pairs (a1, p), each as given, and the negatives of a pair are the mined negative pairs anchored
+at either of its ends: N(i) = {n : (i, n) mined}, counted with multiplicity, as PML's
+LiftedStructureLoss reads them. Triplets (a, p, n) are the pairs (a, p) and (a, n). A positive
+pair without mined negatives has J = -inf and costs 0.
 """
 
 from __future__ import annotations
@@ -15,7 +21,14 @@ from torch import Tensor
 
 from losszoo.hyperparams import Hyper, Uniform
 from losszoo.losses.base import MetricLoss
-from losszoo.losses.functional import label_masks, masked_logsumexp, masked_mean, pairwise_distances
+from losszoo.losses.functional import (
+    convert_to_pairs,
+    label_masks,
+    masked_logsumexp,
+    masked_mean,
+    pair_counts,
+    pairwise_distances,
+)
 from losszoo.losses.registry import register_loss
 
 
@@ -54,3 +67,21 @@ class LiftedStructure(MetricLoss):
         j = log_negative_sums[:, None].logaddexp(log_negative_sums[None, :]) + distances
         unordered_positive = positive.triu(diagonal=1)
         return masked_mean(F.relu(j).square(), unordered_positive) / 2.0
+
+    def compute_mined(
+        self, embeddings: Tensor, labels: Tensor, indices_tuple: tuple[Tensor, ...]
+    ) -> Tensor:
+        x = F.normalize(embeddings, dim=1) if self.normalize else embeddings
+        distances = pairwise_distances(x)
+        a1, p, a2, n = convert_to_pairs(indices_tuple)  # type: ignore[arg-type]
+        if a1.numel() == 0:
+            return x.sum() * 0.0
+        # Multiplicity of each mined negative pair (row = its anchor): log(count) adds it to the sum.
+        counts = pair_counts(a2, n, x.shape[0], distances.dtype)
+        log_negative_sums = masked_logsumexp(self.alpha - distances + counts.clamp_min(1).log(),
+                                             counts > 0, dim=1)
+        sums_a1, sums_p = log_negative_sums[a1], log_negative_sums[p]
+        # No negative at either end: J = -inf costs 0 (filled, so logaddexp's gradient stays finite).
+        none = sums_a1.isinf() & sums_p.isinf()
+        j = sums_a1.masked_fill(none, 0.0).logaddexp(sums_p) + distances[a1, p]
+        return F.relu(j).square().masked_fill(none, 0.0).mean() / 2.0

@@ -12,6 +12,12 @@ negative (Sec. 4, :mod:`losszoo.losses.distance_weighted`):
 with D the Euclidean distance between L2-normalized embeddings, alpha = 0.2 and beta learnable
 (per class, initialised at 1.2). The normalisation by non-zero terms and the per-triplet beta
 penalty are those of the authors' code.
+
+With a miner's output (``loss(embeddings, labels, indices_tuple)``) the mined tuples replace the
+distance-weighted sampling. Each term is one pair, so mined pairs enter as they are: positive
+pairs (a1, p) give relu(D_a1p - beta(a1) + alpha), negative pairs (a2, n) give
+relu(beta(a2) - D_a2n + alpha), each with a penalty nu/2 * beta(anchor); triplets (a, p, n)
+are the pairs (a, p) and (a, n), so they give exactly the formula above.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from torch import Tensor, nn
 from losszoo.hyperparams import Hyper, Uniform
 from losszoo.losses.base import MetricLoss
 from losszoo.losses.distance_weighted import sample_distance_weighted_triplets
-from losszoo.losses.functional import pairwise_distances
+from losszoo.losses.functional import convert_to_pairs, pairwise_distances
 from losszoo.losses.registry import register_loss
 
 BETA_MODES = ("class", "global", "fixed")
@@ -105,20 +111,33 @@ class Margin(MetricLoss):
         )
         return self.triplet_loss(distances, labels, triplets)
 
+    def compute_mined(
+        self, embeddings: Tensor, labels: Tensor, indices_tuple: tuple[Tensor, ...]
+    ) -> Tensor:
+        distances = pairwise_distances(F.normalize(embeddings, dim=1))
+        return self.pair_loss(distances, labels, convert_to_pairs(indices_tuple))  # type: ignore[arg-type]
+
     def triplet_loss(
         self, distances: Tensor, labels: Tensor, triplets: tuple[Tensor, Tensor, Tensor]
     ) -> Tensor:
         """L over the given (anchor, positive, negative) index triplets and distance matrix."""
-        anchors, positives, negatives = triplets
+        return self.pair_loss(distances, labels, convert_to_pairs(triplets))
+
+    def pair_loss(
+        self, distances: Tensor, labels: Tensor, pairs: tuple[Tensor, Tensor, Tensor, Tensor]
+    ) -> Tensor:
+        """L over positive pairs (a1, p) and negative pairs (a2, n); a triplet (a, p, n) is the
+        pairs (a, p) and (a, n), its penalty nu * beta(a) split as nu/2 on each."""
+        a1, p, a2, n = pairs
         if self.beta_mode == "class":
-            beta = self.beta[labels[anchors]]
+            beta_pos, beta_neg = self.beta[labels[a1]], self.beta[labels[a2]]
         else:
-            beta = self.beta.expand(anchors.shape[0])
-        positive_terms = F.relu(distances[anchors, positives] - beta + self.alpha)
-        negative_terms = F.relu(beta - distances[anchors, negatives] + self.alpha)
+            beta_pos, beta_neg = self.beta.expand(a1.shape[0]), self.beta.expand(a2.shape[0])
+        positive_terms = F.relu(distances[a1, p] - beta_pos + self.alpha)
+        negative_terms = F.relu(beta_neg - distances[a2, n] + self.alpha)
         total = positive_terms.sum() + negative_terms.sum()
         if self.beta_mode != "fixed":
-            total = total + self.nu * beta.sum()
+            total = total + 0.5 * self.nu * (beta_pos.sum() + beta_neg.sum())
         nonzero = (positive_terms > 0).sum() + (negative_terms > 0).sum()
         gradient_path = distances.sum() * 0.0 + self.beta.sum() * 0.0
         return torch.where(nonzero > 0, total / nonzero.clamp_min(1), gradient_path)

@@ -8,6 +8,20 @@ on unnormalized embeddings. The second line is the L2 penalty on the embeddings 
 uses instead of normalizing them, in the form of TensorFlow's reference
 ``npairs_loss`` (``0.25 * reg_lambda * (mean ||f||^2 + mean ||f^+||^2)``, reg_lambda = 0.002):
 lambda/2 times the mean squared norm over the 2N paired embeddings.
+
+N-pair-mc is Sohn's (N+1)-tuplet loss (eq. 3), log(1 + sum_{x^-} exp(f^T f^- - f^T f^+)) for an
+anchor f, its positive f^+ and a set of negatives, with the tuplets built from N pairs (each
+anchor's negatives being the other pairs' positives). With a miner's output
+(``loss(embeddings, labels, indices_tuple)``) the miner builds the tuplets instead:
+
+    pairs (a1, p, a2, n)   one tuplet per mined positive pair (a1, p), its negatives every mined
+                           negative pair (a1, n) of the same anchor (with multiplicity); a pair
+                           whose anchor has no mined negative costs log(1) = 0;
+    triplets (a, p, n)     one (2+1)-tuplet each: log(1 + exp(f_a^T f_n - f_a^T f_p)).
+
+L is the mean over the tuplets plus lambda/4 * (mean ||f_a||^2 + mean ||f_p||^2) over them.
+Unlike N-pair-mc, a mined tuplet's negatives are whichever samples the miner chose, not
+positives of other pairs, and an anchor may appear in several tuplets.
 """
 
 from __future__ import annotations
@@ -18,6 +32,7 @@ from torch import Tensor
 
 from losszoo.hyperparams import Hyper, LogUniform
 from losszoo.losses.base import MetricLoss
+from losszoo.losses.functional import masked_logsumexp
 from losszoo.losses.registry import register_loss
 
 
@@ -70,3 +85,27 @@ class NPair(MetricLoss):
         # 1/N sum_i ||f_i||^2 + 1/N sum_i ||f_i^+||^2, summed over the 2N rows at once.
         squared_norms = paired.square().sum() / num_pairs
         return npair_term + 0.25 * self.l2_reg * squared_norms
+
+    def compute_mined(
+        self, embeddings: Tensor, labels: Tensor, indices_tuple: tuple[Tensor, ...]
+    ) -> Tensor:
+        gram = embeddings @ embeddings.T
+        if len(indices_tuple) == 3:
+            anchors, positives, negatives = indices_tuple
+            margins = (gram[anchors, negatives] - gram[anchors, positives])[:, None]
+            tuplet_losses = F.softplus(margins).squeeze(1)
+        else:
+            anchors, positives, negative_anchors, negatives = indices_tuple
+            margins = gram[anchors[:, None], negatives[None, :]] - gram[anchors, positives][:, None]
+            own = anchors[:, None] == negative_anchors[None, :]  # [P, N]: negatives of this anchor
+            # log(1 + sum exp(m)) = logsumexp over {0} and the anchor's margins.
+            zero = torch.zeros_like(margins[:, :1])
+            tuplet_losses = masked_logsumexp(
+                torch.cat([zero, margins], dim=1),
+                torch.cat([torch.ones_like(own[:, :1]), own], dim=1),
+            )
+        if anchors.numel() == 0:
+            return embeddings.sum() * 0.0
+        squared_norms = embeddings.square().sum(dim=1)
+        penalty = squared_norms[anchors].mean() + squared_norms[positives].mean()
+        return tuplet_losses.mean() + 0.25 * self.l2_reg * penalty

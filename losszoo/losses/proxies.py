@@ -90,6 +90,9 @@ class CosineSoftmaxLoss(MetricLoss):
     class weights sparse gradients.
     """
 
+    miner_refusal = ("it is a classification loss, each embedding against the class weights, "
+                     "with no pairs or triplets of samples for a miner to choose")
+
     def __init__(self, embedding_dim: int, num_classes: int, class_subsample: float) -> None:
         super().__init__()
         if not 0 < class_subsample <= 1:

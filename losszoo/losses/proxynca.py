@@ -42,6 +42,9 @@ class ProxyNCA(MetricLoss):
             of pytorch-metric-learning's ``ProxyNCALoss``, bounded below by 0.
     """
 
+    miner_refusal = ("it compares each embedding with the class proxies, never with other "
+                     "samples: there are no pairs or triplets of samples for a miner to choose")
+
     def __init__(
         self,
         embedding_dim: int,

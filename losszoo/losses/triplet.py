@@ -12,6 +12,10 @@ Mining (all within the batch):
     hard      batch-hard (Hermans et al., "In Defense of the Triplet Loss for Person
               Re-Identification", 2017): per anchor, its farthest positive and closest negative.
     all       every valid triplet.
+
+With a miner's output (``loss(embeddings, labels, indices_tuple)``), the mined triplets (pairs
+are turned into triplets as PML's ``convert_to_triplets`` does: each positive pair with each
+negative pair of its anchor) replace the mining; the same mean over non-zero losses applies.
 """
 
 from __future__ import annotations
@@ -22,7 +26,13 @@ from torch import Tensor
 
 from losszoo.hyperparams import Choice, Hyper, Uniform
 from losszoo.losses.base import MetricLoss
-from losszoo.losses.functional import label_masks, masked_mean, pairwise_distances
+from losszoo.losses.functional import (
+    convert_to_triplets,
+    label_masks,
+    masked_mean,
+    pairwise_distances,
+    triplet_margin_losses,
+)
 from losszoo.losses.registry import register_loss
 
 MINING_MODES = ("semihard", "hard", "all")
@@ -54,8 +64,16 @@ class Triplet(MetricLoss):
 
     def compute(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         distances = pairwise_distances(F.normalize(embeddings, dim=1))
-        anchors, positives, negatives = self._mine(distances.detach(), labels)
-        losses = F.relu(distances[anchors, positives] - distances[anchors, negatives] + self.margin)
+        return self._mean_nonzero(distances, self._mine(distances.detach(), labels))
+
+    def compute_mined(
+        self, embeddings: Tensor, labels: Tensor, indices_tuple: tuple[Tensor, ...]
+    ) -> Tensor:
+        distances = pairwise_distances(F.normalize(embeddings, dim=1))
+        return self._mean_nonzero(distances, convert_to_triplets(indices_tuple))  # type: ignore[arg-type]
+
+    def _mean_nonzero(self, distances: Tensor, triplets: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+        losses = triplet_margin_losses(distances, triplets, self.margin)
         return masked_mean(losses, losses > 0)
 
     def _mine(self, distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
