@@ -24,9 +24,11 @@ import warnings
 from typing import Any, ClassVar
 
 from pytorch_metric_learning import losses as pml_losses
+from pytorch_metric_learning import miners as pml_miners
 from pytorch_metric_learning.losses import BaseMetricLossFunction
 from torch import Tensor, nn
 
+from losszoo.errors import ConfigError
 from losszoo.losses.base import MetricLoss
 from losszoo.losses.registry import LOSSES, get_loss_spec, register_loss
 
@@ -220,3 +222,24 @@ def as_pml_loss(loss: nn.Module) -> nn.Module:
     if not isinstance(loss, nn.Module):
         raise TypeError(f"as_pml_loss expects an nn.Module loss, got {type(loss).__name__}")
     return ZooLossForPML(loss)
+
+
+def miner_names() -> list[str]:
+    """Every PML miner by its zoo name, ``pml:<ClassName>``."""
+    return sorted(PREFIX + name for name, cls in inspect.getmembers(pml_miners, inspect.isclass)
+                  if issubclass(cls, pml_miners.BaseMiner) and cls is not pml_miners.BaseMiner
+                  and not name.startswith("Base"))
+
+
+def create_miner(name: str, **options: Any) -> nn.Module:
+    """The PML miner ``name`` (``pml:MultiSimilarityMiner``, case-insensitive; the prefix may be
+    omitted) built with ``options``; ``ConfigError`` for an unknown name or a bad option."""
+    wanted = name[len(PREFIX):] if name.lower().startswith(PREFIX) else name
+    by_name = {n[len(PREFIX):].lower(): n[len(PREFIX):] for n in miner_names()}
+    if wanted.lower() not in by_name:
+        raise ConfigError(f"unknown miner {name!r}; known: {', '.join(miner_names())}")
+    cls = getattr(pml_miners, by_name[wanted.lower()])
+    try:
+        return cls(**options)
+    except TypeError as exc:
+        raise ConfigError(f"miner {cls.__name__}: {exc}") from None

@@ -221,3 +221,76 @@ def test_zoo_losses_inside_a_pml_training_step_with_multiple_losses_and_miners()
     assert all(torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0 for p in model.parameters())
     optimizer.step()
     assert combined(model(x), labels) < total  # one SGD step on the mined losses lowers them
+
+
+# -- the harness: pml: losses and --miner ------------------------------------------------------
+@pytest.fixture
+def pml_registry(loss_registry):
+    pml.register()
+    return loss_registry
+
+
+@pytest.mark.parametrize("loss_name, miner", [("pml:tripletmarginloss", TripletMarginMiner(margin=0.3, type_of_triplets="hard")),
+                                              ("pml:contrastiveloss", PairMarginMiner(0.2, 0.8))])
+def test_pml_loss_through_the_zoo_with_a_miner_equals_pml_called_directly(pml_registry, loss_name, miner):
+    from losszoo import create_loss
+
+    x, labels = batch(9)
+    ours = create_loss(loss_name, embedding_dim=DIM)
+    mined = miner(x, labels)
+    value, grad = value_and_grad(ours, x, labels, mined)
+    direct = type(ours.pml_loss)(**({"margin": 0.05} if "triplet" in loss_name else {}))
+    theirs, their_grad = value_and_grad(direct, x, labels, mined)
+    assert torch.equal(value, theirs) and torch.equal(grad, their_grad)
+    # The mined tuples are used: without them PML mines every pair/triplet and gives another value.
+    assert not torch.allclose(value, ours(x, labels))
+    # And through MinedLoss, as the trainer calls it.
+    from losszoo.training.mining import MinedLoss
+
+    assert torch.equal(MinedLoss(ours, miner)(x, labels), theirs)
+
+
+def test_create_miner_by_name_and_errors():
+    miner = pml.create_miner("pml:MultiSimilarityMiner", epsilon=0.2)
+    assert isinstance(miner, MultiSimilarityMiner) and miner.epsilon == 0.2
+    assert isinstance(pml.create_miner("triplEtmarginminer"), TripletMarginMiner)
+    assert "pml:PairMarginMiner" in pml.miner_names()
+    with pytest.raises(ConfigError, match="unknown miner 'pml:Nope'"):
+        pml.create_miner("pml:Nope")
+    with pytest.raises(ConfigError, match="TripletMarginMiner"):
+        pml.create_miner("pml:TripletMarginMiner", bogus=1)
+
+
+def test_plan_builds_the_miner_once_and_refuses_a_classifier():
+    from losszoo.training.config import build_config
+    from losszoo.training.plan import plan_run
+
+    config = build_config({"loss": "triplet", "miner": "pml:TripletMarginMiner",
+                           "miner_options": {"margin": 0.1}, "max_classes": 10, "dim": 8})
+    plan = plan_run(config)
+    assert isinstance(plan.miner, TripletMarginMiner) and plan.miner.margin == 0.1
+    assert config.fingerprint() != config.replace(miner=None, miner_options={}).fingerprint()
+    with pytest.raises(ConfigError, match="normsoftmax.*cannot use a miner.*classification"):
+        plan_run(config.replace(loss="normsoftmax"))
+    with pytest.raises(ConfigError, match="without a miner"):
+        config.replace(miner=None)
+
+
+@pytest.mark.slow
+def test_train_with_a_miner_from_the_command_line(tmp_path, capsys):
+    import json
+
+    from losszoo.cli.main import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--loss", "triplet", "--miner", "pml:TripletMarginMiner",
+                 "--miner-option", "margin=0.1", "--miner-option", "type_of_triplets=semihard",
+                 "--epochs", "1", "--batches-per-epoch", "2", "--max-classes", "10",
+                 "--batch-size", "20", "--samples-per-class", "5", "--dim", "16", "--ks", "1,2",
+                 "--no-progress", "--output", str(out)]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["config"]["miner"] == "pml:TripletMarginMiner"
+    assert result["config"]["miner_options"] == {"margin": 0.1, "type_of_triplets": "semihard"}
+    assert main(["train", "--loss", "normsoftmax", "--miner", "pml:TripletMarginMiner",
+                 "--output", str(tmp_path / "x"), "--no-progress"]) == 2
+    assert "cannot use a miner" in capsys.readouterr().err

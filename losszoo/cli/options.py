@@ -37,6 +37,10 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=int, help="epochs after the warm-up")
     g.add_argument("--warmup-epochs", dest="warmup_epochs", type=int)
     g.add_argument("--sampler", help="batch sampler for every loss (default: each loss's own)")
+    g.add_argument("--miner", help="a pytorch-metric-learning miner, e.g. pml:MultiSimilarityMiner; "
+                   "its pairs/triplets replace the loss's own (pair and triplet losses only)")
+    g.add_argument("--miner-option", dest="miner_option", action="append", metavar="NAME=VALUE",
+                   help="miner argument, repeatable (values parsed like --loss-option)")
     g.add_argument("--lr", type=float)
     g.add_argument("--momentum", type=float)
     g.add_argument("--lr-gamma", dest="lr_gamma", type=float, help="step-decay factor")
@@ -58,24 +62,27 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
 
 
 _NOT_CONFIG = {"command", "run", "config", "output", "resume", "progress", "losses", "seeds",
-               "loss_option", "run_dir", "tune", "metric", "storage", "trials", "sampler_seed", "argv"}
+               "loss_option", "miner_option", "run_dir", "tune", "metric", "storage", "trials", "sampler_seed", "argv"}
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> tuple[TrainConfig, dict[str, Any]]:
     """The run config and the raw TOML table (for command-specific keys such as ``losses``)."""
     table = read_toml(args.config) if args.config else {}
     command_line = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
+    miner_options = parse_loss_options(getattr(args, "miner_option", None), flag="--miner-option")
+    if miner_options:
+        command_line["miner_options"] = miner_options
     file_settings = {k: v for k, v in table.items() if k not in _NOT_CONFIG and not isinstance(v, dict)}
     return build_config(file_settings, command_line, overrides), table
 
 
-def parse_loss_options(items: list[str] | None) -> dict[str, Any]:
+def parse_loss_options(items: list[str] | None, flag: str = "--loss-option") -> dict[str, Any]:
     """``--loss-option temperature=0.1`` pairs, values parsed as numbers/booleans when they can be."""
     options: dict[str, Any] = {}
     for item in items or []:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--loss-option expects name=value, got {item!r}")
+            raise ConfigError(f"{flag} expects name=value, got {item!r}")
         options[key.strip()] = _parse_value(raw.strip())
     return options
 

@@ -44,6 +44,8 @@ class TrainConfig:
 
     loss: str = "normsoftmax"
     loss_options: dict[str, Any] = field(default_factory=dict)
+    miner: str | None = None  # a PML miner, "pml:MultiSimilarityMiner"; its tuples feed the loss
+    miner_options: dict[str, Any] = field(default_factory=dict)
     backbone: str = "resnet50"
     dim: int = 512
     pretrained: bool = True
@@ -93,6 +95,10 @@ class TrainConfig:
             )
         if not isinstance(self.loss_options, dict):
             raise ConfigError(f"loss_options must be a table of hyperparameters, got {self.loss_options!r}")
+        if not isinstance(self.miner_options, dict):
+            raise ConfigError(f"miner_options must be a table of miner arguments, got {self.miner_options!r}")
+        if self.miner_options and not self.miner:
+            raise ConfigError("miner_options given without a miner (--miner pml:<MinerClass>)")
 
     @property
     def total_epochs(self) -> int:
@@ -117,6 +123,8 @@ class TrainConfig:
         only change its evaluation, see ``EVALUATION_ONLY``, nor those in ``exclude``)."""
         skip = (*EVALUATION_ONLY, *exclude)
         relevant = {k: v for k, v in self.to_dict().items() if k not in skip}
+        if self.miner is None:  # runs without a miner keep the fingerprint they had before miners
+            relevant.pop("miner"), relevant.pop("miner_options")
         blob = json.dumps(relevant, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
@@ -139,6 +147,7 @@ _COUNT, _INDEX = Hyper(kind=int, ge=1), Hyper(kind=int, ge=0)
 SETTINGS: dict[str, Hyper] = {
     "loss": Hyper(kind=str), "backbone": Hyper(kind=str), "dataset": Hyper(kind=str),
     "data_root": Hyper(kind=str, optional=True), "sampler": Hyper(kind=str, optional=True),
+    "miner": Hyper(kind=str, optional=True),
     "device": Hyper(kind=str, optional=True),
     "dim": _COUNT, "batch_size": _COUNT, "samples_per_class": _COUNT, "epochs": _COUNT,
     "max_classes": Hyper(kind=int, ge=1, optional=True),

@@ -78,6 +78,7 @@ class RunPlan:
     eval_splits: tuple[str, ...]
     validation_classes: tuple[int, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    miner: nn.Module | None = None  # built once, from config.miner / miner_options
 
     def fingerprint(self) -> str:
         return self.config.fingerprint()
@@ -107,9 +108,25 @@ def plan_run(config: TrainConfig) -> RunPlan:
         validation = tuple(int(c) for c in validation_classes(
             splits[TRAIN_SPLIT].num_classes, fraction=config.val_fraction, folds=config.val_folds,
             fold=config.val_fold, seed=config.val_seed))
-    plan = RunPlan(config, loss, sampler, dataset, splits, eval_splits, validation)
+    miner = _build_miner(config, loss)
+    plan = RunPlan(config, loss, sampler, dataset, splits, eval_splits, validation, miner=miner)
     _check_evaluation(plan)
     return replace(plan, notes=tuple(_notes(plan)))
+
+
+def _build_miner(config: TrainConfig, loss: LossSpec) -> nn.Module | None:
+    """The PML miner of ``config``, after checking that the loss can use mined tuples."""
+    if not config.miner:
+        return None
+    from losszoo.losses.base import MetricLoss
+
+    if issubclass(loss.cls, MetricLoss) and loss.cls.compute_mined is MetricLoss.compute_mined:
+        raise ConfigError(f"loss {loss.name!r} cannot use a miner: {loss.cls.miner_refusal}")
+    try:
+        from adapters.pml import create_miner
+    except ImportError as exc:  # pragma: no cover - pytorch-metric-learning is a dependency
+        raise ConfigError(f"--miner needs pytorch-metric-learning: {exc}") from None
+    return create_miner(config.miner, **config.miner_options)
 
 
 def _lookup(find: Any, name: str) -> Any:

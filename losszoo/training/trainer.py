@@ -47,6 +47,7 @@ from losszoo.training.checkpoint import load_checkpoint, output_lock, save_check
 from losszoo.training.config import TrainConfig
 from losszoo.training.inference import EvalData
 from losszoo.training.optim import LazySparseSGD
+from losszoo.training.mining import MinedLoss
 from losszoo.training.plan import (
     RunPlan,
     build_loss,
@@ -109,13 +110,13 @@ def build_run(plan: RunPlan, context: DistContext | None = None) -> Run:
         samples_per_class=config.samples_per_class, seed=config.seed,
         batches_per_epoch=config.batches_per_epoch,
     )
-    step_loss: nn.Module = loss
+    step_loss: nn.Module = loss if plan.miner is None else MinedLoss(loss, plan.miner)
     if context.distributed:
         sampler = DistributedBatchSampler(sampler, context.rank, context.world_size, seed=config.seed)
         train_set = SeededItems(train_set)
         model = convert_batchnorm(model, device)
         if plan.loss.global_batch:
-            step_loss = GlobalBatch(loss, device)
+            step_loss = GlobalBatch(step_loss, device)  # the miner mines the global batch
     # No persistent workers: each epoch's workers are seeded from the epoch's reseeded RNG, so
     # augmentation, and hence a resumed run, depends on (seed, epoch) only.
     loader = DataLoader(train_set, batch_sampler=sampler, num_workers=config.workers,
