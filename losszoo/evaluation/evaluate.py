@@ -19,6 +19,7 @@ from losszoo.evaluation.metrics import (
 )
 
 METRIC_NAMES = ("recall", "nmi", "map_at_r", "r_precision")
+DISTANCES = ("cosine", "euclidean")
 _NEEDS_R = ("map_at_r", "r_precision")
 
 
@@ -60,6 +61,7 @@ def evaluate(
     nmi_average: str = "arithmetic",
     backend: knn.Backend = "auto",
     chunk_size: int | None = None,
+    distance: str = "cosine",
 ) -> dict[str, float | str]:
     """Retrieval and clustering metrics of embeddings (torch tensors or numpy arrays, any scale).
 
@@ -78,7 +80,15 @@ def evaluate(
     calls of ``chunk_size`` queries (default: sized by memory, see :mod:`.knn`).
     ``backend="torch"`` avoids faiss (torch top-k, scikit-learn k-means); ``seed`` seeds k-means
     and the random order in which distance ties are broken (never in dataset order).
+
+    ``distance="euclidean"`` ranks the float embeddings as they are, by L2 distance, and NMI
+    clusters them unnormalised: the figures of pytorch-metric-learning's ``AccuracyCalculator``
+    with its default ``FaissKNN`` (L2 on unnormalised rows); ``"cosine"`` gives its figures with
+    ``knn_func=CustomKNN(CosineSimilarity())``. Its ``precision_at_1`` is ``recall@1`` here,
+    its ``mean_average_precision_at_r`` is ``map_at_r`` (see docs/evaluation.md).
     """
+    if distance not in DISTANCES:
+        raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
     requested = _check_metrics(metrics)
     queries = as_embedding_matrix(embeddings, "embeddings")
     query_labels = as_label_vector(labels, queries.shape[0], "labels")
@@ -117,6 +127,7 @@ def evaluate(
             backend=backend,
             chunk_size=chunk_size,
             seed=seed,
+            distance=distance,
         )
     results: dict[str, float | str] = {}
     for name in requested:
@@ -124,7 +135,8 @@ def evaluate(
             results.update({f"recall@{k}": retrieval[f"recall@{k}"] for k in ks})
         elif name == "nmi":
             results["nmi"] = _nmi(
-                queries, query_labels, binary=binary, seed=seed, average=nmi_average, backend=backend
+                queries, query_labels, binary=binary, seed=seed, average=nmi_average, backend=backend,
+                normalize=distance == "cosine",
             )
             results["nmi_average"] = nmi_average
         else:
@@ -144,6 +156,7 @@ def _retrieval_metrics(
     backend: knn.Backend,
     chunk_size: int | None,
     seed: int,
+    distance: str = "cosine",
 ) -> dict[str, float]:
     """Recall@K / MAP@R / R-precision from one neighbour search (``gallery=None``: same set)."""
     # Break distance ties (equal binary codes, duplicated images) in a seeded random order, not
@@ -165,7 +178,7 @@ def _retrieval_metrics(
         )
     # One search serves every metric: deep enough for the largest K and the largest R.
     k = max(max(ks, default=0), int(num_relevant.max()) if wants_r else 0)
-    metric = "hamming" if binary else "cosine"
+    metric = "hamming" if binary else distance
     query_rows, gallery_rows = queries, gallery
     if binary:
         query_rows = knn.binarize(queries)
@@ -195,12 +208,14 @@ def _retrieval_metrics(
 
 
 def _nmi(
-    queries: np.ndarray, labels: np.ndarray, *, binary: bool, seed: int, average: str, backend: knn.Backend
+    queries: np.ndarray, labels: np.ndarray, *, binary: bool, seed: int, average: str, backend: knn.Backend,
+    normalize: bool = True,
 ) -> float:
-    """NMI of k-means (one cluster per class) on the L2-normalised queries, or on their ±1 codes."""
+    """NMI of k-means (one cluster per class) on the L2-normalised queries (or as they are,
+    ``normalize=False``), or on their ±1 codes."""
     rows = np.where(queries > 0, 1.0, -1.0).astype(np.float32) if binary else queries
     kmeans_backend = {"auto": "auto", "faiss": "faiss", "numkong": "auto", "torch": "sklearn"}[backend]
     assignments = kmeans_assignments(
-        knn.l2_normalize(rows), len(np.unique(labels)), seed=seed, backend=kmeans_backend
+        knn.l2_normalize(rows) if normalize or binary else rows, len(np.unique(labels)), seed=seed, backend=kmeans_backend
     )
     return nmi_score(labels, assignments, average_method=average)

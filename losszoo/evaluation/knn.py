@@ -2,7 +2,8 @@
 
 Two interchangeable backends return the same neighbours up to the order of exact ties:
 
-- ``"faiss"``: ``IndexFlatIP`` on L2-normalised float32 rows (cosine similarity), or
+- ``"faiss"``: ``IndexFlatIP`` on L2-normalised float32 rows (cosine similarity),
+  ``IndexFlatL2`` on the rows as they are (``"euclidean"``), or
   ``IndexBinaryFlat`` on packed bits (Hamming distance); on the GPU when faiss-gpu sees one.
 - ``"numkong"``: Hamming distances only, by NumKong's (SimSIMD's successor) packed-bit kernels,
   then an exact top-k on ``distance * gallery_size + id`` keys; the default for binary codes when
@@ -44,10 +45,10 @@ except ImportError:  # pragma: no cover - optional: pip install losszoo[binary]
     numkong = None
 
 Backend = Literal["auto", "faiss", "numkong", "torch"]
-Metric = Literal["cosine", "hamming"]
+Metric = Literal["cosine", "euclidean", "hamming"]
 
 BACKENDS = ("auto", "faiss", "numkong", "torch")
-METRICS = ("cosine", "hamming")
+METRICS = ("cosine", "euclidean", "hamming")
 # Queries per search call by default: as many as keep its results (float32 + int64 per neighbour)
 # within this budget. faiss searches many queries at once faster than the same in small calls.
 SEARCH_RESULT_BYTES = 2**30
@@ -121,6 +122,8 @@ class _FaissSearcher:
     def __init__(self, gallery: np.ndarray, metric: str, k: int) -> None:
         if metric == "cosine":
             index = faiss.IndexFlatIP(gallery.shape[1])
+        elif metric == "euclidean":
+            index = faiss.IndexFlatL2(gallery.shape[1])
         else:
             index = faiss.IndexBinaryFlat(8 * gallery.shape[1])
             index.query_batch_size = BINARY_QUERY_BATCH
@@ -132,7 +135,7 @@ class _FaissSearcher:
     def _to_gpu(self, index: Any, metric: str) -> Any:
         try:
             self.resources = faiss.StandardGpuResources()
-            if metric == "cosine":
+            if metric != "hamming":
                 return faiss.index_cpu_to_gpu(self.resources, 0, index)
             return faiss.GpuIndexBinaryFlat(self.resources, index.d)
         except (RuntimeError, AttributeError) as error:
@@ -188,6 +191,8 @@ class _TorchSearcher:
         self.metric = metric
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.gallery = torch.from_numpy(self._as_float(gallery)).to(self.device)
+        # Euclidean: ranking by -||q - g||^2 is ranking by 2 q.g - ||g||^2 (||q||^2 is per row).
+        self.offset = (self.gallery * self.gallery).sum(dim=1) if metric == "euclidean" else None
 
     def _as_float(self, rows: np.ndarray) -> np.ndarray:
         return _unpack_signs(rows) if self.metric == "hamming" else rows
@@ -198,6 +203,8 @@ class _TorchSearcher:
         for start in range(0, queries.shape[0], block_rows):
             block = torch.from_numpy(self._as_float(queries[start : start + block_rows])).to(self.device)
             similarity = block @ self.gallery.T
+            if self.offset is not None:
+                similarity = 2.0 * similarity - self.offset
             found.append(similarity.topk(k, dim=1).indices.cpu())
         return torch.cat(found).numpy()
 
@@ -205,6 +212,8 @@ class _TorchSearcher:
 def _prepare(rows: np.ndarray | Any, metric: str, name: str) -> np.ndarray:
     if metric == "cosine":
         return l2_normalize(as_embedding_matrix(rows, name))
+    if metric == "euclidean":
+        return np.ascontiguousarray(as_embedding_matrix(rows, name), dtype=np.float32)
     codes = np.asarray(rows)
     if codes.dtype != np.uint8 or codes.ndim != 2:
         raise TypeError(
@@ -226,7 +235,8 @@ def iter_neighbors(
     """Yield ``(first_query, neighbour_ids[rows, k])`` over consecutive query blocks, nearest first.
 
     ``gallery=None`` searches the query set itself and excludes each query by index. ``metric``
-    ``"cosine"`` takes float rows (normalised here); ``"hamming"`` takes packed codes from
+    ``"cosine"`` takes float rows (normalised here), ``"euclidean"`` float rows as they are;
+    ``"hamming"`` takes packed codes from
     :func:`binarize`. The index is built once, then queried ``chunk_size`` queries at a time
     (default: results within ``SEARCH_RESULT_BYTES``), so memory stays bounded for any size.
     """
