@@ -58,7 +58,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
 
 
 _NOT_CONFIG = {"command", "run", "config", "output", "resume", "progress", "losses", "seeds",
-               "loss_option", "run_dir", "tune", "metric", "storage", "trials", "sampler_seed", "argv"}
+               "loss_option", "run_dir", "tune", "metric", "storage", "trials", "sampler_seed", "argv", "untuned"}
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> tuple[TrainConfig, dict[str, Any]]:

@@ -70,11 +70,11 @@ def plan_comparison(
     if losses is not None and not losses:
         raise ConfigError("no loss to compare: --losses is empty")
     names = list(losses) if losses else [n for n in list_losses() if ":" not in n]
-    canonical = [_canonical(name) for name in names]
+    canonical = [canonical_name(name) for name in names]
     by_name: dict[str, dict[str, Any]] = {}  # an alias's options merge into its loss's, none dropped
     for name, options in (loss_options or {}).items():
-        by_name.setdefault(_canonical(name), {}).update(options)
-    settings_by_name = {_canonical(name): dict(values) for name, values in (loss_settings or {}).items()}
+        by_name.setdefault(canonical_name(name), {}).update(options)
+    settings_by_name = {canonical_name(name): dict(values) for name, values in (loss_settings or {}).items()}
     unknown = sorted((set(by_name) | set(settings_by_name)) - set(canonical))
     if unknown:
         raise ConfigError(f"loss options given for losses not compared: {', '.join(unknown)}")
@@ -98,7 +98,8 @@ def plan_comparison(
     return runs
 
 
-def _canonical(name: str) -> str:
+def canonical_name(name: str) -> str:
+    """The registered name of loss ``name`` (an alias or a prefixed name); ConfigError if unknown."""
     try:
         return get_loss_spec(name).name
     except KeyError as exc:

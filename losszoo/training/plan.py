@@ -31,7 +31,7 @@ from losszoo.losses import LossSpec, create_loss, get_loss_spec
 from losszoo.models import BACKBONES, InputSpec, create_model
 from losszoo.models.registry import TIMM_PREFIX, timm_available
 from losszoo.samplers import SAMPLERS
-from losszoo.training.config import TrainConfig, preset_loss_options
+from losszoo.training.config import TrainConfig
 from losszoo.training.inference import EvalData, evaluate_model, resolve_device
 
 TRAIN_SPLIT = "train"
@@ -90,7 +90,7 @@ class RunPlan:
 def plan_run(config: TrainConfig) -> RunPlan:
     """Resolve and check ``config``; raise ``ConfigError`` / ``DataError`` naming the problem."""
     loss = _lookup(get_loss_spec, config.loss)
-    options = loss.resolve(preset_loss_options(config.dataset, loss.name, config.loss_options))
+    options = loss.resolve(config.loss_options)
     sampler = _lookup(SAMPLERS.canonical, config.sampler or loss.sampler)
     backbone = _check_backbone(config.backbone)
     dataset = _lookup(get_dataset_spec, config.dataset)
