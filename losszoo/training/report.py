@@ -228,12 +228,15 @@ def _save(fig: Any, path: Path) -> list[Path]:
 
 
 def write_report(records: Sequence[dict[str, Any]], output_dir: str | Path, *, ks: Sequence[int],
-                 console: Console | None = None, tuning: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Write every report file; ``tuning`` (trials, metric, split) says the settings were tuned."""
+                 console: Console | None = None, tuning: dict[str, Any] | None = None,
+                 provenance: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Write every report file; ``tuning`` (trials, metric, split) says the settings were tuned;
+    ``provenance`` (losszoo.training.provenance) goes into results.json."""
     output_dir = Path(output_dir)
     rows = summarize(records)
     text = caption(records, tuning)
-    write_json(output_dir / "results.json", {"caption": text, "summary": rows, "runs": list(records)})
+    write_json(output_dir / "results.json", {"caption": text, "summary": rows, "runs": list(records),
+                                             "provenance": provenance})
     write_text(output_dir / "results.csv", to_csv(rows))
     write_text(output_dir / "results.md", to_markdown(rows, ks, text))
     plot(rows, ks, output_dir, records)

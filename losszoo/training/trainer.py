@@ -47,6 +47,7 @@ from losszoo.training.checkpoint import load_checkpoint, output_lock, save_check
 from losszoo.training.config import TrainConfig
 from losszoo.training.inference import EvalData
 from losszoo.training.optim import LazySparseSGD
+from losszoo.training.provenance import provenance, utc_now
 from losszoo.training.plan import (
     RunPlan,
     build_loss,
@@ -260,6 +261,7 @@ def _train(plan: RunPlan, output_dir: Path, state: dict[str, Any] | None, progre
            console: Console, on_validation: ValidationCallback | None,
            context: DistContext) -> dict[str, Any]:
     config = plan.config
+    started = utc_now()
     run = build_run(plan, context)
     if getattr(run.loss, "sparse_gradients", False) and not config.lazy_momentum \
             and getattr(run.loss, "num_classes", 0) >= LAZY_MOMENTUM_HINT_CLASSES:
@@ -313,6 +315,9 @@ def _train(plan: RunPlan, output_dir: Path, state: dict[str, Any] | None, progre
         "evaluation": config.evaluation_settings(),
         "history": run.history,
         "train_seconds": run.train_seconds,
+        # Not in the fingerprint: the same settings on another machine are the same run.
+        "provenance": provenance(device=run.device, started=started, loss=config.loss,
+                                 loss_options=config.loss_options),
     }
     if context.is_main:
         write_json(output_dir / RESULT, result)
