@@ -92,10 +92,20 @@ def caption(records: Sequence[dict[str, Any]], tuning: dict[str, Any] | None = N
                f"of class-disjoint validation classes ({tuning.get('split', 'validation split of the training classes')})")
     else:
         how = "untuned (shared settings, per-loss defaults)"
-    return (f"{how}; {config.get('epochs')} epochs (+{config.get('warmup_epochs')} warm-up), "
-            f"{seeds} seed(s), protocol {config.get('protocol')}, dataset {config.get('dataset')}"
-            f"{' (first ' + str(config['max_classes']) + ' classes)' if config.get('max_classes') else ''}, "
-            f"backbone {config.get('backbone')}, dim {config.get('dim')}, losszoo {__version__}. "
+    splits = next((r["splits"] for r in trained if r.get("splits")), None)
+    sizes = ""
+    if splits:
+        sizes = " [" + ", ".join(f"{name} {s['classes']} classes / {s['images']} images"
+                                 for name, s in splits.items()) + "]"
+    batch = ""
+    if config.get("batch_size"):
+        batch = f", batch {config['batch_size']} ({config.get('samples_per_class')} per class)"
+    seed_list = sorted({r["seed"] for r in trained if "seed" in r})
+    seed_text = f" ({', '.join(map(str, seed_list))})" if seed_list else ""
+    return (f"{how}; {config.get('epochs')} epochs (+{config.get('warmup_epochs')} warm-up){batch}, "
+            f"{seeds} seed(s){seed_text}, protocol {config.get('protocol')}, dataset {config.get('dataset')}"
+            f"{' (first ' + str(config['max_classes']) + ' classes)' if config.get('max_classes') else ''}"
+            f"{sizes}, backbone {config.get('backbone')}, dim {config.get('dim')}, losszoo {__version__}. "
             "Cells: mean ± std over seeds [95 % Student-t CI]; * = statistically indistinguishable "
             f"from the best on {MARK_METRIC} (paired t-test over matched seeds, p >= 0.05; CI overlap "
             f"with < 2 matched seeds); (nc) = runs not converged (validation {CONVERGENCE_METRIC} "

@@ -315,6 +315,7 @@ def _train(plan: RunPlan, output_dir: Path, state: dict[str, Any] | None, progre
         "evaluation": config.evaluation_settings(),
         "history": run.history,
         "train_seconds": run.train_seconds,
+        "splits": plan.split_sizes(),
         # Not in the fingerprint: the same settings on another machine are the same run.
         "provenance": provenance(device=run.device, started=started, loss=config.loss,
                                  loss_options=config.loss_options),
