@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 
 from losszoo.errors import ConfigError
-from losszoo.cli.options import add_training_options, config_from_args, parse_loss_options
+from losszoo.cli.options import add_log_options, add_training_options, config_from_args, parse_loss_options
 from losszoo.distributed import init_distributed
 from losszoo.training.compare import compare
 
@@ -28,6 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--metric", default="map_at_r", help="validation metric tuned (with --tune)")
     parser.add_argument("--storage", default=None, help="Optuna storage URL (with --tune)")
     add_training_options(parser)
+    add_log_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -52,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         tuning = {"trials": args.tune, "metric": args.metric}
         config = config.replace(protocol="final", eval_every=0)
     compare(config, output, losses=losses, seeds=seeds, loss_options=options, loss_settings=settings,
-            progress=args.progress, console=Console(stderr=True), tuning=tuning)
+            progress=args.progress, console=Console(stderr=True), tuning=tuning,
+            tensorboard=args.tensorboard)
     Console(quiet=not init_distributed().is_main).print(
         f"results: {output}/results.json, results.csv, results.md, *.png")
     return 0

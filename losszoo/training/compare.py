@@ -134,6 +134,7 @@ def compare(
     progress: bool = True,
     console: Console | None = None,
     tuning: dict[str, Any] | None = None,
+    tensorboard: bool = False,
 ) -> list[dict[str, Any]]:
     """Train every loss in ``losses`` for ``seeds`` seeds; return the run records (untrained
     baseline first) and write the report files.
@@ -167,7 +168,7 @@ def compare(
                 records.append(untrained_baseline(run, console))
             else:
                 records.append(train(run.plan, run.folder, resume=True, progress=progress,
-                                     console=console))
+                                     console=console, tensorboard=tensorboard))
         if context.is_main:
             write_report(records, output_dir, ks=base.ks, console=console, tuning=tuning,
                          provenance=provenance(device=runs[0].plan.device, started=started))
