@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 
 from losszoo.errors import ConfigError
-from losszoo.cli.options import add_training_options, config_from_args, parse_loss_options
+from losszoo.cli.options import add_log_options, add_training_options, config_from_args, parse_loss_options
 from losszoo.distributed import init_distributed
 from losszoo.training.compare import canonical_name, compare
 from losszoo.training.config import TrainConfig, tuned_preset
@@ -33,6 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="without --config: the papers' per-loss defaults instead of the "
                         "dataset's shipped tuned preset (losszoo/training/presets/<dataset>.toml)")
     add_training_options(parser)
+    add_log_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
                   "curves": {result.loss: result.curve for result in results}}
         config = config.replace(protocol="final", eval_every=0)
     compare(config, output, losses=losses, seeds=seeds, loss_options=options, loss_settings=settings,
-            progress=args.progress, console=Console(stderr=True), tuning=tuning)
+            progress=args.progress, console=Console(stderr=True), tuning=tuning,
+            tensorboard=args.tensorboard)
     Console(quiet=not init_distributed().is_main).print(
         f"results: {output}/results.json, results.csv, results.md, *.png")
     return 0

@@ -82,6 +82,21 @@ class RunPlan:
     def fingerprint(self) -> str:
         return self.config.fingerprint()
 
+    def split_sizes(self) -> dict[str, dict[str, int]]:
+        """Classes and images of each split the run reads (the training classes less the
+        validation ones, the validation classes, the evaluation splits), for the report."""
+        sizes: dict[str, dict[str, int]] = {}
+        train = self.splits[TRAIN_SPLIT].class_sizes
+        held_out = set(self.validation_classes)
+        kept = [size for label, size in enumerate(train) if label not in held_out]
+        sizes[TRAIN_SPLIT] = {"classes": len(kept), "images": sum(kept)}
+        if held_out:
+            sizes["validation"] = {"classes": len(held_out), "images": sum(train[c] for c in held_out)}
+        for name in self.eval_splits:
+            listing = self.splits[name]
+            sizes[name] = {"classes": listing.num_classes, "images": listing.num_items}
+        return sizes
+
     @property
     def device(self) -> torch.device:
         return resolve_device(self.config.device)

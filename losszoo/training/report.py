@@ -104,10 +104,20 @@ def caption(records: Sequence[dict[str, Any]], tuning: dict[str, Any] | None = N
             how += f", but run with other {', '.join(tuning['changed'])} than tuned for"
     else:
         how = "untuned (shared settings, per-loss defaults)"
-    return (f"{how}; {config.get('epochs')} epochs (+{config.get('warmup_epochs')} warm-up), "
-            f"{seeds} seed(s), protocol {config.get('protocol')}, dataset {config.get('dataset')}"
-            f"{' (first ' + str(config['max_classes']) + ' classes)' if config.get('max_classes') else ''}, "
-            f"backbone {config.get('backbone')}, dim {config.get('dim')}, losszoo {__version__}. "
+    splits = next((r["splits"] for r in trained if r.get("splits")), None)
+    sizes = ""
+    if splits:
+        sizes = " [" + ", ".join(f"{name} {s['classes']} classes / {s['images']} images"
+                                 for name, s in splits.items()) + "]"
+    batch = ""
+    if config.get("batch_size"):
+        batch = f", batch {config['batch_size']} ({config.get('samples_per_class')} per class)"
+    seed_list = sorted({r["seed"] for r in trained if "seed" in r})
+    seed_text = f" ({', '.join(map(str, seed_list))})" if seed_list else ""
+    return (f"{how}; {config.get('epochs')} epochs (+{config.get('warmup_epochs')} warm-up){batch}, "
+            f"{seeds} seed(s){seed_text}, protocol {config.get('protocol')}, dataset {config.get('dataset')}"
+            f"{' (first ' + str(config['max_classes']) + ' classes)' if config.get('max_classes') else ''}"
+            f"{sizes}, backbone {config.get('backbone')}, dim {config.get('dim')}, losszoo {__version__}. "
             "Cells: mean ± std over seeds [95 % Student-t CI]; * = statistically indistinguishable "
             f"from the best on {MARK_METRIC} (paired t-test over matched seeds, p >= 0.05; CI overlap "
             f"with < 2 matched seeds); (nc) = runs not converged (validation {CONVERGENCE_METRIC} "
@@ -241,12 +251,15 @@ def _save(fig: Any, path: Path) -> list[Path]:
 
 
 def write_report(records: Sequence[dict[str, Any]], output_dir: str | Path, *, ks: Sequence[int],
-                 console: Console | None = None, tuning: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Write every report file; ``tuning`` (trials, metric, split) says the settings were tuned."""
+                 console: Console | None = None, tuning: dict[str, Any] | None = None,
+                 provenance: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Write every report file; ``tuning`` (trials, metric, split) says the settings were tuned;
+    ``provenance`` (losszoo.training.provenance) goes into results.json."""
     output_dir = Path(output_dir)
     rows = summarize(records, (tuning or {}).get("curves"))
     text = caption(records, tuning)
-    write_json(output_dir / "results.json", {"caption": text, "summary": rows, "runs": list(records)})
+    write_json(output_dir / "results.json", {"caption": text, "summary": rows, "runs": list(records),
+                                             "provenance": provenance})
     write_text(output_dir / "results.csv", to_csv(rows))
     write_text(output_dir / "results.md", to_markdown(rows, ks, text))
     plot(rows, ks, output_dir, records)
