@@ -49,6 +49,9 @@ class Uniform:
     def suggest(self, trial: Trial, name: str) -> float:
         return trial.suggest_float(name, self.low, self.high)
 
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, (int, float)) and self.low <= value <= self.high
+
     def __str__(self) -> str:
         return f"uniform[{self.low:g}, {self.high:g}]"
 
@@ -62,6 +65,9 @@ class LogUniform:
 
     def suggest(self, trial: Trial, name: str) -> float:
         return trial.suggest_float(name, self.low, self.high, log=True)
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, (int, float)) and self.low <= value <= self.high
 
     def __str__(self) -> str:
         return f"log-uniform[{self.low:g}, {self.high:g}]"
@@ -78,6 +84,9 @@ class IntRange:
     def suggest(self, trial: Trial, name: str) -> int:
         return trial.suggest_int(name, self.low, self.high, log=self.log)
 
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, int) and self.low <= value <= self.high
+
     def __str__(self) -> str:
         return f"{'log-' if self.log else ''}int[{self.low}, {self.high}]"
 
@@ -90,6 +99,9 @@ class Choice:
 
     def suggest(self, trial: Trial, name: str) -> Any:
         return trial.suggest_categorical(name, list(self.values))
+
+    def __contains__(self, value: object) -> bool:
+        return value in self.values
 
     def __str__(self) -> str:
         return "{" + ", ".join(map(str, self.values)) + "}"

@@ -1,11 +1,18 @@
-"""Shared fixtures. Every test that registers something does so inside a scoped registry."""
+"""Shared fixtures. Every test that registers something does so inside a scoped registry; an
+autouse fixture checks that no test leaves an entry behind (and removes it if one does), so the
+"no leak" tests hold whatever order the tests run in."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from losszoo.data.registry import DATASETS
 from losszoo.losses.registry import LOSSES
+from losszoo.models.registry import BACKBONES
+from losszoo.samplers.registry import SAMPLERS
+
+REGISTRIES = (LOSSES, BACKBONES, DATASETS, SAMPLERS)
 
 
 @pytest.fixture
@@ -13,6 +20,24 @@ def loss_registry():
     """The loss registry, restored to its previous state after the test."""
     with LOSSES.scoped() as registry:
         yield registry
+
+
+@pytest.fixture(autouse=True)
+def _no_registry_leak():
+    """Snapshot every registry; after the test restore it, and fail the test if it leaked."""
+    saved = []
+    for registry in REGISTRIES:
+        registry._load_plugins()
+        saved.append((dict(registry._entries), dict(registry._aliases)))
+    yield
+    leaks = []
+    for registry, (entries, aliases) in zip(REGISTRIES, saved):
+        extra = sorted(set(registry._entries) - set(entries)) + sorted(set(registry._aliases) - set(aliases))
+        if extra or set(entries) - set(registry._entries):
+            leaks.append(f"{registry.kind}: {extra or sorted(set(entries) - set(registry._entries))}")
+        registry._entries, registry._aliases = entries, aliases
+    if leaks:
+        pytest.fail(f"the test changed a registry without scoping it: {'; '.join(leaks)}")
 
 
 @pytest.fixture(autouse=True)

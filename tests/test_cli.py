@@ -236,19 +236,13 @@ def test_command_line_wins_over_config_file(tmp_path):
     assert table["losses"] == ["triplet"]
 
 
-def test_dataset_preset_sets_loss_options_and_explicit_options_win():
+def test_loss_options_are_the_papers_unless_given():
+    """No dataset changes a loss's defaults silently: tuned values come from a preset file."""
     from losszoo.cli.main import build_parser
     from losszoo.cli.options import config_from_args, parse_loss_options
 
-    def train_config(*argv: str):
-        return config_from_args(build_parser().parse_args(["train", *argv]))[0]
-
-    assert train_config("--loss", "cosface").loss_options == {"scale": 20.0}  # Omniglot preset
-    assert train_config("--loss", "lmcl").loss_options == {"scale": 20.0}  # alias
-    assert train_config("--loss", "cosface", "--dataset", "cub200").loss_options == {}  # paper's s = 64
-    assert train_config("--loss", "normsoftmax").loss_options == {}
-    # Explicit options are added to the preset's, and win over them.
     args = build_parser().parse_args(["train", "--loss", "cosface"])
+    assert config_from_args(args)[0].loss_options == {}
     config, _ = config_from_args(args, loss_options=parse_loss_options(["scale=64", "margin=0.2"]))
     assert config.loss_options == {"scale": 64, "margin": 0.2}
 
@@ -270,8 +264,8 @@ def test_compare_gives_each_loss_its_preset_options(tmp_path, monkeypatch):
                             (["cosface"], {"lmcl": {"margin": 0.1}, "cosface": {"scale": 64}})):
         with pytest.raises(StopIteration):
             compare_module.compare(base, tmp_path, losses=losses, loss_options=options, progress=False)
-    # Omniglot preset scale 20, paper's margin 0.35; alias and name both kept
-    assert seen == [("cosface", {"scale": 20.0, "margin": 0.35}), ("cosface", {"scale": 20.0, "margin": 0.1}),
+    # the paper's scale 64 and margin 0.35; alias and name both kept
+    assert seen == [("cosface", {"scale": 64.0, "margin": 0.35}), ("cosface", {"scale": 64.0, "margin": 0.1}),
                     ("cosface", {"scale": 64, "margin": 0.1})]
 
 

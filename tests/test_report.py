@@ -7,7 +7,7 @@ import csv
 import pytest
 from scipy import stats
 
-from losszoo.training.report import converged, summarize, write_report
+from losszoo.training.report import caption, converged, summarize, write_report
 
 
 def _record(loss, seed, map_at_r, curve=()):
@@ -48,3 +48,47 @@ def test_csv_leaves_std_blank_for_one_seed(tmp_path):
     row = next(csv.DictReader((tmp_path / "results.csv").open()))
     assert row["map_at_r_std"] == "" and float(row["map_at_r"]) == pytest.approx(0.6)
     assert (tmp_path / "results.md").read_text().startswith("untuned")
+
+
+def test_protocol_final_runs_are_flagged_by_their_tuning_curve():
+    """A final run has no validation curve; the best tuning trial of the same schedule stands in."""
+    records = [_record("a", s, 0.5) for s in range(2)] + [_record("b", s, 0.5) for s in range(2)]
+    rows = {row["loss"]: row for row in summarize(records, {"a": [0.2, 0.30, 0.305], "b": [0.2, 0.3, 0.4]})}
+    assert rows["a"]["not_converged"] == 0 and rows["b"]["not_converged"] == 1
+    assert all(row["not_converged"] == 0 for row in summarize(records))
+
+
+def test_caption_says_when_run_under_another_schedule_than_tuned():
+    records = [{"loss": "triplet", "seed": 0, "config": {"epochs": 1, "warmup_epochs": 0}, "metrics": {}}]
+    text = caption(records, {"trials": 4, "metric": "map_at_r", "changed": ["epochs", "lr"]})
+    assert "but run with other epochs, lr than tuned for" in text
+    assert "other" not in caption(records, {"trials": 4, "metric": "map_at_r"}).split(";")[0]
+
+
+def test_caption_names_splits_batch_seeds_and_version(tmp_path):
+    import losszoo
+
+    records = [_record("a", s, 0.5) for s in (0, 1)]
+    for record in records:
+        record["config"].update(batch_size=80, samples_per_class=5)
+        record["splits"] = {"train": {"classes": 10, "images": 200},
+                            "test": {"classes": 5, "images": 100}}
+    write_report(records, tmp_path, ks=(1,))
+    first = (tmp_path / "results.md").read_text().splitlines()[0]
+    for text in ("untuned", "3 epochs (+0 warm-up)", "batch 80 (5 per class)", "2 seed(s) (0, 1)",
+                 "dataset omniglot", "train 10 classes / 200 images", "test 5 classes / 100 images",
+                 "backbone convnet4", "dim 64", f"losszoo {losszoo.__version__}"):
+        assert text in first, text
+
+
+def test_report_files_honour_the_umask(tmp_path):
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        write_report([_record("a", 0, 0.6)], tmp_path, ks=(1,))
+    finally:
+        os.umask(previous)
+    for name in ("results.json", "results.csv", "results.md", "recall_at_k.png"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name

@@ -80,10 +80,25 @@ def test_best_toml_round_trips_into_compare(tmp_path):
     assert main(["tune", "--losses", "triplet", "--trials", "1", "-o", str(tmp_path / "t"), *tiny]) == 0
     best = read_toml(tmp_path / "t" / "best.toml")
     assert "losszoo tune" in (tmp_path / "t" / "best.toml").read_text().splitlines()[1]
+    # The schedule travels in best.toml: compare given only the file trains the tuned schedule.
     assert main(["compare", "--config", str(tmp_path / "t" / "best.toml"), "--losses", "triplet",
-                 "-o", str(tmp_path / "c"), *tiny]) == 0
+                 "-o", str(tmp_path / "c"), "--no-progress", "--ks", "1,2"]) == 0
     record = json.loads((tmp_path / "c" / "triplet" / "seed0" / "result.json").read_text())
+    for key, value in dict(max_classes=10, batch_size=20, dim=16, epochs=1, batches_per_epoch=2).items():
+        assert best[key] == value and record["config"][key] == value
+    assert len(best["tuning"]["curves"]["triplet"]) == 1  # one epoch, one validation point
     assert record["config"]["lr"] == pytest.approx(best["loss_settings"]["triplet"]["lr"])
     for key, value in best["loss_options"]["triplet"].items():
         assert record["config"]["loss_options"][key] == pytest.approx(value)
-    assert (tmp_path / "c" / "results.md").read_text().startswith("tuned: 1 trials")
+    report = (tmp_path / "c" / "results.md").read_text()
+    assert report.startswith("tuned: 1 trials") and "best tuning trial of the same schedule" in report
+
+
+def test_first_trial_is_the_untuned_setting(tmp_path, no_test_split):
+    """Trial 0 is what the base config would train (defaults, preset, shared lr and batch
+    composition), so the tuned setting can only beat the untuned one on validation classes."""
+    base = build_config({**TINY, "epochs": 1, "lr": 0.02})
+    tune(base, tmp_path, losses=["cosface"], trials=1)
+    _, trials = _finished(tmp_path / "study.db", "cosface")
+    assert trials[0].params == {"loss.scale": 64.0, "loss.margin": 0.35, "common.lr": 0.02,
+                                "common.samples_per_class": 5}

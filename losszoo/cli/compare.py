@@ -9,9 +9,11 @@ from typing import Any
 from rich.console import Console
 
 from losszoo.errors import ConfigError
-from losszoo.cli.options import add_training_options, config_from_args, parse_loss_options
+from losszoo.cli.options import add_log_options, add_training_options, config_from_args, parse_loss_options
 from losszoo.distributed import init_distributed
-from losszoo.training.compare import compare
+from losszoo.training.compare import canonical_name, compare
+from losszoo.training.config import TrainConfig, tuned_preset
+from losszoo.tuning.study import SCHEDULE
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -27,17 +29,33 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "then compare with the best settings under protocol final over --seeds")
     parser.add_argument("--metric", default="map_at_r", help="validation metric tuned (with --tune)")
     parser.add_argument("--storage", default=None, help="Optuna storage URL (with --tune)")
+    parser.add_argument("--untuned", action="store_true",
+                        help="without --config: the papers' per-loss defaults instead of the "
+                        "dataset's shipped tuned preset (losszoo/training/presets/<dataset>.toml)")
     add_training_options(parser)
+    add_log_options(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.config is None and not args.untuned and not args.tune:
+        args.config = tuned_preset(args.dataset or TrainConfig.dataset)
     config, table = config_from_args(args)
     losses = args.losses if args.losses is not None else table.get("losses")
     seeds = args.seeds if args.seeds is not None else table.get("seeds", 1)
     output = Path(args.output or f"runs/compare-{config.dataset}-{config.backbone}-{config.dim}")
+    if args.losses:  # a config file (e.g. the shipped preset) may cover more losses than compared
+        wanted = {canonical_name(name) for name in args.losses}
+        for key in ("loss_options", "loss_settings"):
+            table[key] = {k: v for k, v in table.get(key, {}).items() if canonical_name(k) in wanted}
     options, settings = loss_options(args, table), loss_settings(table)
     tuning = table.get("tuning")
+    if tuning:  # tuned values hold for the schedule they were tuned under
+        changed = [key for key in SCHEDULE if key in table and _differs(table[key], getattr(config, key))]
+        if changed:
+            tuning = {**tuning, "changed": changed}
+            Console(stderr=True).print(f"warning: {args.config} was tuned for other {', '.join(changed)}; "
+                                       "the table says so")
     if args.tune:
         from losszoo.losses import list_losses
         from losszoo.tuning import tune
@@ -49,13 +67,19 @@ def run(args: argparse.Namespace) -> int:
         for result in results:
             options.setdefault(result.loss, {}).update(result.loss_options)
             settings.setdefault(result.loss, {}).update(result.loss_settings)
-        tuning = {"trials": args.tune, "metric": args.metric}
+        tuning = {"trials": args.tune, "metric": args.metric,
+                  "curves": {result.loss: result.curve for result in results}}
         config = config.replace(protocol="final", eval_every=0)
     compare(config, output, losses=losses, seeds=seeds, loss_options=options, loss_settings=settings,
-            progress=args.progress, console=Console(stderr=True), tuning=tuning)
+            progress=args.progress, console=Console(stderr=True), tuning=tuning,
+            tensorboard=args.tensorboard)
     Console(quiet=not init_distributed().is_main).print(
         f"results: {output}/results.json, results.csv, results.md, *.png")
     return 0
+
+
+def _differs(tuned: Any, used: Any) -> bool:
+    return (list(tuned) != list(used)) if isinstance(tuned, list) else tuned != used
 
 
 def command_line(args: argparse.Namespace) -> str:

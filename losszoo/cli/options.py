@@ -61,8 +61,15 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false")
 
 
+def add_log_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the commands that train (train, compare)."""
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also write TensorBoard event files (pip install losszoo[tensorboard])")
+
+
 _NOT_CONFIG = {"command", "run", "config", "output", "resume", "progress", "losses", "seeds",
-               "loss_option", "miner_option", "run_dir", "tune", "metric", "storage", "trials", "sampler_seed", "argv"}
+               "loss_option", "miner_option", "run_dir", "tune", "metric", "storage", "trials",
+               "sampler_seed", "argv", "untuned", "tensorboard", "save_embeddings", "retrieval_figure"}
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> tuple[TrainConfig, dict[str, Any]]:

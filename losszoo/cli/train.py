@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from losszoo.cli.options import add_training_options, config_from_args, parse_loss_options
+from losszoo.cli.options import add_log_options, add_training_options, config_from_args, parse_loss_options
 from losszoo.distributed import init_distributed
 from losszoo.training.checkpoint import folder_name
 from losszoo.training.trainer import train
@@ -20,6 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="loss hyperparameter override, repeatable")
     add_training_options(parser)
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    add_log_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -27,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     options = parse_loss_options(args.loss_option)
     config, _ = config_from_args(args, loss_options=options or None)
     output = Path(args.output or f"runs/{config.dataset}-{folder_name(config.loss)}-seed{config.seed}")
-    train(config, output, resume=args.resume, progress=args.progress, console=Console(stderr=True))
+    train(config, output, resume=args.resume, progress=args.progress, console=Console(stderr=True),
+          tensorboard=args.tensorboard)
     Console(quiet=not init_distributed().is_main).print(f"results: {output / 'result.json'}")
     return 0

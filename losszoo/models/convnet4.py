@@ -6,6 +6,7 @@ shrink to 1 x 1 x 64, so global pooling gives 64 features. Small enough for CPU 
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from losszoo.models.input_spec import InputSpec
@@ -35,6 +36,9 @@ class ConvNet4(nn.Module):
         self.features = nn.Sequential(*(_conv_block(a, b) for a, b in zip(channels, channels[1:])))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.width = width
+        # NHWC: on CPU (oneDNN) this net trains about 1.3x and embeds about 2x faster than in
+        # NCHW (benchmarks/bench_convnet4_layout.py); convolutions follow the weights' layout.
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.pool(self.features(images)).flatten(1)

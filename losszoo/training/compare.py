@@ -24,6 +24,7 @@ from losszoo.losses import get_loss_spec, list_losses
 from losszoo.training.checkpoint import folder_name, output_lock, read_json, write_json
 from losszoo.training.config import TrainConfig
 from losszoo.training.plan import RunPlan, build_model, evaluate, final_test_data, plan_run
+from losszoo.training.provenance import provenance, utc_now
 from losszoo.training.report import write_report
 from losszoo.training.trainer import RESULT, check_output, train
 
@@ -70,11 +71,11 @@ def plan_comparison(
     if losses is not None and not losses:
         raise ConfigError("no loss to compare: --losses is empty")
     names = list(losses) if losses else [n for n in list_losses() if ":" not in n]
-    canonical = [_canonical(name) for name in names]
+    canonical = [canonical_name(name) for name in names]
     by_name: dict[str, dict[str, Any]] = {}  # an alias's options merge into its loss's, none dropped
     for name, options in (loss_options or {}).items():
-        by_name.setdefault(_canonical(name), {}).update(options)
-    settings_by_name = {_canonical(name): dict(values) for name, values in (loss_settings or {}).items()}
+        by_name.setdefault(canonical_name(name), {}).update(options)
+    settings_by_name = {canonical_name(name): dict(values) for name, values in (loss_settings or {}).items()}
     unknown = sorted((set(by_name) | set(settings_by_name)) - set(canonical))
     if unknown:
         raise ConfigError(f"loss options given for losses not compared: {', '.join(unknown)}")
@@ -98,7 +99,8 @@ def plan_comparison(
     return runs
 
 
-def _canonical(name: str) -> str:
+def canonical_name(name: str) -> str:
+    """The registered name of loss ``name`` (an alias or a prefixed name); ConfigError if unknown."""
     try:
         return get_loss_spec(name).name
     except KeyError as exc:
@@ -108,13 +110,15 @@ def _canonical(name: str) -> str:
 def untrained_baseline(run: PlannedRun, console: Console) -> dict[str, Any]:
     """Metrics of the freshly initialised model: the floor for every loss."""
     plan = run.plan
+    started = utc_now()
     model = build_model(plan)
     metrics = evaluate(plan, model, final_test_data(plan, model))
     console.log(f"untrained network: R@1 {100 * metrics['recall@1']:.1f}")
     record = {"loss": UNTRAINED, "seed": plan.config.seed, "config": plan.config.to_dict(),
               "fingerprint": plan.config.fingerprint(exclude=_LOSS_SETTINGS), "metrics": metrics,
               "validation": None, "history": [], "train_seconds": 0.0,
-              "evaluation": plan.config.evaluation_settings()}
+              "evaluation": plan.config.evaluation_settings(), "splits": plan.split_sizes(),
+              "provenance": provenance(device=plan.device, started=started)}
     if init_distributed().is_main:
         write_json(run.folder / RESULT, record)
     return record
@@ -131,6 +135,7 @@ def compare(
     progress: bool = True,
     console: Console | None = None,
     tuning: dict[str, Any] | None = None,
+    tensorboard: bool = False,
 ) -> list[dict[str, Any]]:
     """Train every loss in ``losses`` for ``seeds`` seeds; return the run records (untrained
     baseline first) and write the report files.
@@ -146,6 +151,7 @@ def compare(
         raise ConfigError("compare reports test metrics: use protocol 'final' or 'holdout' "
                           "(tuning trials run through losszoo tune)")
     output_dir = Path(output_dir)
+    started = utc_now()
     context = init_distributed()  # under torchrun every rank trains; rank 0 alone writes
     console = console or Console(stderr=True)
     if not context.is_main:
@@ -163,7 +169,8 @@ def compare(
                 records.append(untrained_baseline(run, console))
             else:
                 records.append(train(run.plan, run.folder, resume=True, progress=progress,
-                                     console=console))
+                                     console=console, tensorboard=tensorboard))
         if context.is_main:
-            write_report(records, output_dir, ks=base.ks, console=console, tuning=tuning)
+            write_report(records, output_dir, ks=base.ks, console=console, tuning=tuning,
+                         provenance=provenance(device=runs[0].plan.device, started=started))
     return records

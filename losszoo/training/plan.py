@@ -31,7 +31,7 @@ from losszoo.losses import LossSpec, create_loss, get_loss_spec
 from losszoo.models import BACKBONES, InputSpec, create_model
 from losszoo.models.registry import TIMM_PREFIX, timm_available
 from losszoo.samplers import SAMPLERS
-from losszoo.training.config import TrainConfig, preset_loss_options
+from losszoo.training.config import TrainConfig
 from losszoo.training.inference import EvalData, evaluate_model, resolve_device
 
 TRAIN_SPLIT = "train"
@@ -83,6 +83,21 @@ class RunPlan:
     def fingerprint(self) -> str:
         return self.config.fingerprint()
 
+    def split_sizes(self) -> dict[str, dict[str, int]]:
+        """Classes and images of each split the run reads (the training classes less the
+        validation ones, the validation classes, the evaluation splits), for the report."""
+        sizes: dict[str, dict[str, int]] = {}
+        train = self.splits[TRAIN_SPLIT].class_sizes
+        held_out = set(self.validation_classes)
+        kept = [size for label, size in enumerate(train) if label not in held_out]
+        sizes[TRAIN_SPLIT] = {"classes": len(kept), "images": sum(kept)}
+        if held_out:
+            sizes["validation"] = {"classes": len(held_out), "images": sum(train[c] for c in held_out)}
+        for name in self.eval_splits:
+            listing = self.splits[name]
+            sizes[name] = {"classes": listing.num_classes, "images": listing.num_items}
+        return sizes
+
     @property
     def device(self) -> torch.device:
         return resolve_device(self.config.device)
@@ -91,7 +106,7 @@ class RunPlan:
 def plan_run(config: TrainConfig) -> RunPlan:
     """Resolve and check ``config``; raise ``ConfigError`` / ``DataError`` naming the problem."""
     loss = _lookup(get_loss_spec, config.loss)
-    options = loss.resolve(preset_loss_options(config.dataset, loss.name, config.loss_options))
+    options = loss.resolve(config.loss_options)
     sampler = _lookup(SAMPLERS.canonical, config.sampler or loss.sampler)
     backbone = _check_backbone(config.backbone)
     dataset = _lookup(get_dataset_spec, config.dataset)

@@ -40,16 +40,25 @@ def converged(record: dict[str, Any], *, metric: str = CONVERGENCE_METRIC,
     """False when the run's validation ``metric`` rose by more than ``threshold`` from the first
     to the last of its last ``window`` evaluations (still climbing); None with fewer than
     ``window`` evaluations."""
-    curve = [value for _, value in validation_curve(record, metric)]
+    return curve_converged([value for _, value in validation_curve(record, metric)],
+                           threshold=threshold, window=window)
+
+
+def curve_converged(curve: Sequence[float], *, threshold: float = CONVERGENCE_THRESHOLD,
+                    window: int = CONVERGENCE_WINDOW) -> bool | None:
+    """:func:`converged` for a bare curve (one value per evaluation, in order)."""
     if len(curve) < max(window, 2):
         return None
     return curve[-1] - curve[-window] <= threshold
 
 
-def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarize(records: Sequence[dict[str, Any]],
+              tuning_curves: dict[str, Sequence[float]] | None = None) -> list[dict[str, Any]]:
     """One row per loss (in first-seen order): per metric the mean, std (None for one seed)
     and 95 % CI over its seeds; ``best`` marks losses indistinguishable from the best on
-    MARK_METRIC; ``not_converged`` counts runs flagged by :func:`converged`."""
+    MARK_METRIC; ``not_converged`` counts runs flagged by :func:`converged`, plus one when the
+    loss's best tuning trial (``tuning_curves``: its validation curve under the same schedule,
+    the only curve a protocol-"final" run has) is flagged."""
     by_loss: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         if record.get("metrics"):
@@ -62,6 +71,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             _estimate(row, key, [run["metrics"][key] for run in runs])
         _estimate(row, "train_seconds", [run["train_seconds"] for run in runs])
         row["not_converged"] = sum(converged(run) is False for run in runs)
+        row["not_converged"] += curve_converged((tuning_curves or {}).get(loss, ())) is False
         rows.append(row)
     per_loss = {loss: {run["seed"]: run["metrics"][MARK_METRIC] for run in runs
                        if MARK_METRIC in run["metrics"]}
@@ -90,16 +100,29 @@ def caption(records: Sequence[dict[str, Any]], tuning: dict[str, Any] | None = N
     if tuning:
         how = (f"tuned: {tuning['trials']} trials per loss on {tuning.get('metric', 'map_at_r')} "
                f"of class-disjoint validation classes ({tuning.get('split', 'validation split of the training classes')})")
+        if tuning.get("changed"):
+            how += f", but run with other {', '.join(tuning['changed'])} than tuned for"
     else:
         how = "untuned (shared settings, per-loss defaults)"
-    return (f"{how}; {config.get('epochs')} epochs (+{config.get('warmup_epochs')} warm-up), "
-            f"{seeds} seed(s), protocol {config.get('protocol')}, dataset {config.get('dataset')}"
-            f"{' (first ' + str(config['max_classes']) + ' classes)' if config.get('max_classes') else ''}, "
-            f"backbone {config.get('backbone')}, dim {config.get('dim')}, losszoo {__version__}. "
+    splits = next((r["splits"] for r in trained if r.get("splits")), None)
+    sizes = ""
+    if splits:
+        sizes = " [" + ", ".join(f"{name} {s['classes']} classes / {s['images']} images"
+                                 for name, s in splits.items()) + "]"
+    batch = ""
+    if config.get("batch_size"):
+        batch = f", batch {config['batch_size']} ({config.get('samples_per_class')} per class)"
+    seed_list = sorted({r["seed"] for r in trained if "seed" in r})
+    seed_text = f" ({', '.join(map(str, seed_list))})" if seed_list else ""
+    return (f"{how}; {config.get('epochs')} epochs (+{config.get('warmup_epochs')} warm-up){batch}, "
+            f"{seeds} seed(s){seed_text}, protocol {config.get('protocol')}, dataset {config.get('dataset')}"
+            f"{' (first ' + str(config['max_classes']) + ' classes)' if config.get('max_classes') else ''}"
+            f"{sizes}, backbone {config.get('backbone')}, dim {config.get('dim')}, losszoo {__version__}. "
             "Cells: mean ± std over seeds [95 % Student-t CI]; * = statistically indistinguishable "
             f"from the best on {MARK_METRIC} (paired t-test over matched seeds, p >= 0.05; CI overlap "
             f"with < 2 matched seeds); (nc) = runs not converged (validation {CONVERGENCE_METRIC} "
-            f"rose > {100 * CONVERGENCE_THRESHOLD:g} points over the last {CONVERGENCE_WINDOW} evaluations).")
+            f"rose > {100 * CONVERGENCE_THRESHOLD:g} points over the last {CONVERGENCE_WINDOW} evaluations"
+            f"{'; for protocol final runs, the best tuning trial of the same schedule' if tuning and tuning.get('curves') else ''}).")
 
 
 def _columns(ks: Sequence[int]) -> list[tuple[str, str]]:
@@ -228,12 +251,15 @@ def _save(fig: Any, path: Path) -> list[Path]:
 
 
 def write_report(records: Sequence[dict[str, Any]], output_dir: str | Path, *, ks: Sequence[int],
-                 console: Console | None = None, tuning: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Write every report file; ``tuning`` (trials, metric, split) says the settings were tuned."""
+                 console: Console | None = None, tuning: dict[str, Any] | None = None,
+                 provenance: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Write every report file; ``tuning`` (trials, metric, split) says the settings were tuned;
+    ``provenance`` (losszoo.training.provenance) goes into results.json."""
     output_dir = Path(output_dir)
-    rows = summarize(records)
+    rows = summarize(records, (tuning or {}).get("curves"))
     text = caption(records, tuning)
-    write_json(output_dir / "results.json", {"caption": text, "summary": rows, "runs": list(records)})
+    write_json(output_dir / "results.json", {"caption": text, "summary": rows, "runs": list(records),
+                                             "provenance": provenance})
     write_text(output_dir / "results.csv", to_csv(rows))
     write_text(output_dir / "results.md", to_markdown(rows, ks, text))
     plot(rows, ks, output_dir, records)

@@ -46,8 +46,10 @@ from losszoo.samplers import create_sampler
 from losszoo.training.checkpoint import load_checkpoint, output_lock, save_checkpoint, write_json
 from losszoo.training.config import TrainConfig
 from losszoo.training.inference import EvalData
+from losszoo.training.logs import RunLog
 from losszoo.training.optim import LazySparseSGD
 from losszoo.training.mining import MinedLoss
+from losszoo.training.provenance import provenance, utc_now
 from losszoo.training.plan import (
     RunPlan,
     build_loss,
@@ -232,7 +234,7 @@ ValidationCallback = Callable[[int, dict[str, Any]], None]
 def train(
     config: TrainConfig | RunPlan, output_dir: str | Path, *, resume: bool = False,
     progress: bool = True, console: Console | None = None,
-    on_validation: ValidationCallback | None = None,
+    on_validation: ValidationCallback | None = None, tensorboard: bool = False,
 ) -> dict[str, Any]:
     """Train ``config`` (or its plan) into ``output_dir``; return its result record (also in
     result.json).
@@ -241,7 +243,8 @@ def train(
     ``eval_every`` epochs and at the end (``record["validation"]``, and per epoch in
     ``record["history"]``); the test split is evaluated once, after training
     (``record["metrics"]``; None under ``"tune"``). With ``resume``, continue from
-    ``output_dir/checkpoint.pt`` when there is one.
+    ``output_dir/checkpoint.pt`` when there is one. Every run writes log.csv and history.csv
+    (:mod:`losszoo.training.logs`); ``tensorboard`` adds TensorBoard event files.
     """
     plan = config if isinstance(config, RunPlan) else plan_run(config)
     config = plan.config
@@ -254,13 +257,14 @@ def train(
     for note in plan.notes:
         console.log(f"note: {note}")
     with output_lock(output_dir) if context.is_main else contextlib.nullcontext():
-        return _train(plan, output_dir, state, progress, console, on_validation, context)
+        return _train(plan, output_dir, state, progress, console, on_validation, context, tensorboard)
 
 
 def _train(plan: RunPlan, output_dir: Path, state: dict[str, Any] | None, progress: bool,
            console: Console, on_validation: ValidationCallback | None,
-           context: DistContext) -> dict[str, Any]:
+           context: DistContext, tensorboard: bool = False) -> dict[str, Any]:
     config = plan.config
+    started = utc_now()
     run = build_run(plan, context)
     if getattr(run.loss, "sparse_gradients", False) and not config.lazy_momentum \
             and getattr(run.loss, "num_classes", 0) >= LAZY_MOMENTUM_HINT_CLASSES:
@@ -271,6 +275,24 @@ def _train(plan: RunPlan, output_dir: Path, state: dict[str, Any] | None, progre
     if state is not None:
         _restore(run, state, checkpoint)
         console.log(f"resuming {config.loss} from epoch {run.next_epoch} ({checkpoint})")
+    log = None
+    if context.is_main:  # rows beyond the checkpoint (an interrupted epoch) are dropped
+        log = RunLog(output_dir, [g.get("name", str(i)) for i, g in enumerate(run.optimizer.param_groups)],
+                     epochs_done=run.next_epoch, tensorboard=tensorboard)
+        log.history(run.history)
+    try:
+        return _train_loop(run, plan, output_dir, progress, console, on_validation, context, log,
+                           started)
+    finally:
+        if log is not None:
+            log.close()
+
+
+def _train_loop(run: Run, plan: RunPlan, output_dir: Path, progress: bool, console: Console,
+                on_validation: ValidationCallback | None, context: DistContext,
+                log: RunLog | None, started: str) -> dict[str, Any]:
+    config = plan.config
+    checkpoint = output_dir / CHECKPOINT
 
     columns = (
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -282,21 +304,22 @@ def _train(plan: RunPlan, output_dir: Path, state: dict[str, Any] | None, progre
                                    completed=run.next_epoch, loss=float("nan"), rate=0.0)
         while run.next_epoch < config.total_epochs:
             epoch = run.next_epoch
-            mean_loss = _train_epoch(run, epoch, bar)
+            mean_loss = _train_epoch(run, epoch, bar, log)
             run.next_epoch = epoch + 1
             record: dict[str, Any] = {"epoch": run.next_epoch, "loss": mean_loss}
             main_epochs_done = run.next_epoch - config.warmup_epochs
             if run.validation is not None and config.eval_every and main_epochs_done > 0 \
                     and main_epochs_done % config.eval_every == 0 and run.next_epoch < config.total_epochs:
-                record["validation"] = _validate(run, console, on_validation)
+                record["validation"] = _validate(run, console, on_validation, log)
             run.history.append(record)
             if context.is_main:
                 save_checkpoint(checkpoint, **_state(run))
+                log.history(run.history)
             bar.update(epochs_task, completed=run.next_epoch, loss=mean_loss)
 
     validation = None
     if run.validation is not None:
-        validation = _validate(run, console, on_validation)
+        validation = _validate(run, console, on_validation, log)
         if run.history and "validation" not in run.history[-1]:
             run.history[-1]["validation"] = validation
     test = final_test_data(plan, run.model)
@@ -304,6 +327,10 @@ def _train(plan: RunPlan, output_dir: Path, state: dict[str, Any] | None, progre
     if test is not None:
         metrics = evaluate(plan, run.model, test)
         console.log(_format_eval(f"{config.loss} test", run.next_epoch, metrics, config.ks))
+        if log is not None:
+            log.evaluation(run.next_epoch, "test", metrics)
+    if log is not None:
+        log.history(run.history, None if metrics is None else (run.next_epoch, metrics))
     result = {
         "loss": config.loss,
         "seed": config.seed,
@@ -314,6 +341,10 @@ def _train(plan: RunPlan, output_dir: Path, state: dict[str, Any] | None, progre
         "evaluation": config.evaluation_settings(),
         "history": run.history,
         "train_seconds": run.train_seconds,
+        "splits": plan.split_sizes(),
+        # Not in the fingerprint: the same settings on another machine are the same run.
+        "provenance": provenance(device=run.device, started=started, loss=config.loss,
+                                 loss_options=config.loss_options),
     }
     if context.is_main:
         write_json(output_dir / RESULT, result)
@@ -321,7 +352,7 @@ def _train(plan: RunPlan, output_dir: Path, state: dict[str, Any] | None, progre
     return result
 
 
-def _train_epoch(run: Run, epoch: int, bar: Progress) -> float:
+def _train_epoch(run: Run, epoch: int, bar: Progress, log: RunLog | None = None) -> float:
     config = run.config
     seed_everything(config.seed * 100_003 + epoch)  # depends on (seed, epoch) only
     warm = epoch < config.warmup_epochs
@@ -332,7 +363,11 @@ def _train_epoch(run: Run, epoch: int, bar: Progress) -> float:
     # The running loss stays on the device; reading it (a GPU sync) only every few batches.
     total_loss = torch.zeros((), device=run.device)
     seen, start = 0, time.perf_counter()
+    # Step rows for log.csv, the loss kept on the device until the next progress update.
+    pending: list[tuple[int, Any, list[float], float]] = []
+    first_step, last = epoch * len(run.loader), start
     for step, (images, labels) in enumerate(run.loader, 1):
+        lrs = [group["lr"] for group in run.optimizer.param_groups]
         images = images.to(run.device, non_blocking=True)
         labels = labels.to(run.device, non_blocking=True)
         with _autocast(run.amp_dtype):
@@ -351,7 +386,15 @@ def _train_epoch(run: Run, epoch: int, bar: Progress) -> float:
         batch = len(labels) * run.context.world_size  # the global batch the loss stands for
         total_loss += value.detach() * batch
         seen += batch
+        now = time.perf_counter()
+        if log is not None:
+            pending.append((first_step + step, value.detach(), lrs, batch / max(now - last, 1e-9)))
+        last = now
         if step % PROGRESS_EVERY == 0 or step == len(run.loader):
+            if pending:
+                losses = torch.stack([p[1] for p in pending]).float().tolist()
+                log.steps([(s, epoch + 1, v, *lr, rate) for (s, _, lr, rate), v in zip(pending, losses)])
+                pending.clear()
             elapsed = time.perf_counter() - start
             bar.update(task, completed=step, loss=total_loss.item() / seen,
                        rate=seen / max(elapsed, 1e-9))
@@ -369,8 +412,11 @@ def _average_local_loss_gradients(run: Run) -> None:
         average_gradients(list(run.loss.parameters()))
 
 
-def _validate(run: Run, console: Console, on_validation: ValidationCallback | None) -> dict[str, Any]:
+def _validate(run: Run, console: Console, on_validation: ValidationCallback | None,
+              log: RunLog | None = None) -> dict[str, Any]:
     metrics = evaluate(run.plan, run.model, run.validation)
+    if log is not None:
+        log.evaluation(run.next_epoch, "validation", metrics)
     console.log(_format_eval(f"{run.config.loss} validation", run.next_epoch, metrics, run.config.ks))
     if on_validation is not None:
         on_validation(run.next_epoch, metrics)

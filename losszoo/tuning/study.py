@@ -69,6 +69,17 @@ class TuneResult:
     loss_options: dict[str, Any]
     loss_settings: dict[str, Any]
     trials: list[dict[str, Any]]
+    curve: list[float]  # the best trial's validation metric per epoch (the convergence check)
+
+
+def starting_point(base: TrainConfig, loss: str, space: dict[str, SearchRange]) -> dict[str, Any]:
+    """The settings ``base`` would train ``loss`` with (its defaults, the dataset preset, the
+    shared lr and batch composition), restricted to the values inside ``space``. Tried first,
+    so a tuned setting can only beat the untuned one on the validation classes."""
+    resolved = get_loss_spec(loss).resolve(base.loss_options)
+    values = {f"loss.{k}": v for k, v in resolved.items()}
+    values.update({COMMON_PREFIX + k: getattr(base, k) for k in ("lr", "samples_per_class")})
+    return {key: values[key] for key, rng in space.items() if key in values and values[key] in rng}
 
 
 def _split(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -97,6 +108,8 @@ def tune_loss(
         sampler=optuna.samplers.TPESampler(seed=sampler_seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    if not study.trials:  # a new study: its first trial is the untuned setting
+        study.enqueue_trial(starting_point(base, name, space))
 
     def objective(trial: optuna.Trial) -> float:
         options, settings = _split({key: rng.suggest(trial, key) for key, rng in space.items()})
@@ -126,7 +139,8 @@ def tune_loss(
         raise ConfigError(f"{name}: no trial completed (all pruned); raise the budget")
     options, settings = _split(study.best_trial.params)
     console.log(f"{name}: best {metric} {100 * study.best_value:.2f} with {study.best_trial.params}")
-    return TuneResult(name, float(study.best_value), options, settings, rows)
+    curve = [value for _, value in sorted(study.best_trial.intermediate_values.items())]
+    return TuneResult(name, float(study.best_value), options, settings, rows, curve)
 
 
 def _best_value(study: Any) -> float | None:
@@ -190,11 +204,13 @@ def tune(
     results = [tune_loss(base, loss, output_dir, trials=trials, metric=metric, storage=storage,
                          sampler_seed=sampler_seed, console=console) for loss in losses]
     write_best_toml(output_dir / "best.toml", results, command=command,
-                    tuning={"trials": trials, "metric": metric})
+                    tuning={"trials": trials, "metric": metric}, base=base)
     return results
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -202,12 +218,30 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value))
 
 
+# The settings a tune ran under that compare must share for the tuned values to hold.
+SCHEDULE = ("dataset", "data_root", "max_classes", "image_size", "backbone", "dim", "pretrained",
+            "batch_size", "samples_per_class", "epochs", "warmup_epochs", "lr", "momentum",
+            "weight_decay", "lr_milestones", "lr_gamma", "batches_per_epoch", "val_fraction",
+            "val_folds", "val_fold", "val_seed")
+
+
 def write_best_toml(path: Path, results: Sequence[TuneResult], *, command: str | None,
-                    tuning: dict[str, Any]) -> Path:
-    """``[loss_options.<loss>]`` and ``[loss_settings.<loss>]`` tables `losszoo compare --config` reads."""
+                    tuning: dict[str, Any], base: TrainConfig | None = None) -> Path:
+    """The tuned schedule (top-level keys), then ``[loss_options.<loss>]`` and
+    ``[loss_settings.<loss>]`` tables `losszoo compare --config` reads, and each best trial's
+    validation curve under ``[tuning.curves]``."""
     lines = ["# Best hyperparameters per loss, tuned on validation classes by losszoo tune.",
-             f"# command: {command or '(Python API)'}", "",
-             "[tuning]", f"trials = {tuning['trials']}", f"metric = {_toml_value(tuning['metric'])}", ""]
+             f"# command: {command or '(Python API)'}", ""]
+    if base is not None:
+        for key in SCHEDULE:
+            value = getattr(base, key)
+            if value is not None:
+                lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    lines += ["[tuning]", f"trials = {tuning['trials']}", f"metric = {_toml_value(tuning['metric'])}", ""]
+    lines.append("[tuning.curves]  # best trial's validation metric per epoch")
+    lines += [f"{json.dumps(r.loss)} = [{', '.join(f'{v:.4f}' for v in r.curve)}]" for r in results]
+    lines.append("")
     for result in results:
         for table, values in (("loss_options", result.loss_options), ("loss_settings", result.loss_settings)):
             lines.append(f"[{table}.{json.dumps(result.loss)}]")

@@ -1,0 +1,110 @@
+"""Per-run logs: ``log.csv`` (one row per training step: step, epoch, loss, learning rate per
+parameter group, images/s), ``history.csv`` (one row per evaluation: epoch, split, metrics),
+and optionally TensorBoard event files (``--tensorboard``, ``pip install losszoo[tensorboard]``).
+
+Resume-safe: a run resumed from a checkpoint keeps only the ``log.csv`` rows of the epochs that
+checkpoint holds (the rows of the epoch that was interrupted are dropped, then written again),
+and ``history.csv`` is rewritten whole from the checkpointed history, so after ``kill -9`` and
+``--resume`` no row is missing or duplicated.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from losszoo.training.checkpoint import atomic_write, write_text
+
+STEP_LOG = "log.csv"
+HISTORY = "history.csv"
+TENSORBOARD = "tensorboard"
+
+
+def step_columns(groups: Sequence[str]) -> list[str]:
+    return ["step", "epoch", "loss", *(f"lr_{name}" for name in groups), "images_per_s"]
+
+
+class RunLog:
+    """The logs of one run in ``folder``; ``epochs_done`` epochs already trained (resume)."""
+
+    def __init__(self, folder: str | Path, groups: Sequence[str], *, epochs_done: int = 0,
+                 tensorboard: bool = False) -> None:
+        self.folder = Path(folder)
+        self.columns = step_columns(groups)
+        self._keep_rows(epochs_done)
+        self.handle = (self.folder / STEP_LOG).open("a", newline="")
+        self.writer = csv.writer(self.handle, lineterminator="\n")
+        if self.handle.tell() == 0:
+            self.writer.writerow(self.columns)
+            self.handle.flush()
+        self.board = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
+
+            self.board = SummaryWriter(str(self.folder / TENSORBOARD), purge_step=self._purge_step())
+
+    def _keep_rows(self, epochs_done: int) -> None:
+        """Rewrite log.csv with the rows of the first ``epochs_done`` epochs only (a header of
+        other columns, e.g. other parameter groups, starts it over)."""
+        path = self.folder / STEP_LOG
+        self.last_step = 0
+        if not path.exists():
+            return
+        with path.open(newline="") as fh:
+            rows = list(csv.reader(fh))
+        kept: list[list[str]] = []
+        if rows and rows[0] == self.columns and epochs_done > 0:
+            for row in rows[1:]:
+                try:
+                    if len(row) == len(self.columns) and int(row[1]) <= epochs_done:
+                        kept.append(row)
+                except ValueError:  # a line cut by kill -9
+                    continue
+        self.last_step = int(kept[-1][0]) if kept else 0
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows([self.columns, *kept])
+        write_text(path, buffer.getvalue())
+
+    def _purge_step(self) -> int | None:
+        return self.last_step + 1 if self.last_step else None
+
+    def steps(self, rows: Sequence[Sequence[float]]) -> None:
+        """Append step rows (values in ``columns`` order); flushed, so a crash loses none."""
+        self.writer.writerows([[int(r[0]), int(r[1]), *(f"{v:.6g}" for v in r[2:])] for r in rows])
+        self.handle.flush()
+        if self.board is not None:
+            for row in rows:
+                step = int(row[0])
+                for name, value in zip(self.columns[2:], row[2:]):
+                    self.board.add_scalar(f"train/{name}", value, step)
+
+    def history(self, history: Sequence[dict[str, Any]], test: tuple[int, dict[str, Any]] | None = None) -> Path:
+        """Rewrite history.csv: each epoch's validation metrics, and the final test metrics."""
+        entries = [(e["epoch"], "validation", e["validation"]) for e in history
+                   if isinstance(e.get("validation"), dict)]
+        if test is not None:
+            entries.append((test[0], "test", test[1]))
+        keys = list(dict.fromkeys(k for _, _, m in entries for k, v in m.items()
+                                  if isinstance(v, (int, float))))
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["epoch", "split", *keys])
+        for epoch, split, metrics in entries:
+            writer.writerow([epoch, split, *(metrics.get(k, "") for k in keys)])
+        return atomic_write(self.folder / HISTORY, lambda fh: fh.write(buffer.getvalue().encode()))
+
+    def evaluation(self, epoch: int, split: str, metrics: dict[str, Any]) -> None:
+        """One evaluation's metrics to TensorBoard (``split/metric`` at the epoch)."""
+        if self.board is None:
+            return
+        for key, value in metrics.items():
+            if isinstance(value, (int, float)):
+                self.board.add_scalar(f"{split}/{key}", value, epoch)
+
+    def close(self) -> None:
+        self.handle.close()
+        if self.board is not None:
+            self.board.close()

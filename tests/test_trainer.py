@@ -1,0 +1,180 @@
+"""Direct tests of what the trainer must do (issue 14, "pin the trainer's behaviour first"):
+warm-up trains only the new parameters, the step schedule counts epochs after warm-up, every
+epoch's data order and random state depend on (seed, epoch), inference runs in eval mode,
+DataLoader workers, the CUDA GradScaler path, and the CLI's exit codes on a real process.
+
+Each runs a few batches of convnet4 on 5 classes of the embedded Omniglot copy.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from rich.progress import Progress
+from torch.utils.data import TensorDataset
+
+from losszoo.models import create_model
+from losszoo.training.checkpoint import load_checkpoint
+from losszoo.training.config import TrainConfig
+from losszoo.training.inference import extract_embeddings
+from losszoo.training.plan import plan_run
+from losszoo.training.trainer import CHECKPOINT, _restore, _train_epoch, build_run, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny(**overrides) -> TrainConfig:
+    settings = dict(loss="normsoftmax", backbone="convnet4", pretrained=False, dim=8,
+                    max_classes=5, batch_size=10, samples_per_class=5, batches_per_epoch=2,
+                    epochs=1, warmup_epochs=1, ks=(1,), binary=False, device="cpu", amp=False)
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def run_epoch(run, epoch: int) -> None:
+    with Progress(disable=True) as bar:
+        _train_epoch(run, epoch, bar)
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer (BatchNorm running statistics included), copied."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def test_warmup_trains_only_the_new_parameters():
+    run = build_run(plan_run(tiny(warmup_epochs=2, lr=0.1)))
+    backbone, head, loss = snapshot(run.model.backbone), snapshot(run.model.head), snapshot(run.loss)
+    assert any("running_mean" in k for k in backbone)  # convnet4 has BatchNorm
+    for epoch in range(2):
+        run_epoch(run, epoch)
+    after = run.model.backbone.state_dict()
+    for key, value in backbone.items():
+        assert torch.equal(after[key], value), f"backbone {key} changed during warm-up"
+    assert any(not torch.equal(run.model.head.state_dict()[k], v) for k, v in head.items())
+    assert any(not torch.equal(run.loss.state_dict()[k], v) for k, v in loss.items())
+    run_epoch(run, 2)  # the first main epoch trains the backbone too
+    assert any(not torch.equal(run.model.backbone.state_dict()[k], v) for k, v in backbone.items())
+
+
+def test_learning_rate_per_epoch_follows_milestones_counted_after_warmup():
+    config = tiny(warmup_epochs=2, epochs=4, lr=0.05, lr_milestones=(1, 3), lr_gamma=0.1,
+                  batches_per_epoch=1)
+    run = build_run(plan_run(config))
+    initial = [group["lr"] for group in run.optimizer.param_groups]  # the loss group: x its multiplier
+    factors = []
+    for epoch in range(config.total_epochs):
+        lrs = [group["lr"] for group in run.optimizer.param_groups]
+        assert lrs == pytest.approx([lrs[0] / initial[0] * lr for lr in initial], rel=1e-12)
+        factors.append(lrs[0] / initial[0])
+        run_epoch(run, epoch)
+    # two warm-up epochs at the base rate, then milestones at main epochs 1 and 3
+    assert factors == pytest.approx([1, 1, 1, 0.1, 0.1, 0.01], rel=1e-9)
+    assert initial[0] == config.lr
+
+
+def _epoch_record(config: TrainConfig, epoch: int, start_from: int = 0):
+    """Labels of every batch, the first batch's (augmented) images and one draw of the global
+    RNG at the first forward, in epoch ``epoch`` of a fresh run that starts at ``start_from``."""
+    run = build_run(plan_run(config))
+    for e in range(start_from, epoch):
+        run_epoch(run, e)
+    record: dict[str, list] = {"labels": [], "images": [], "draws": []}
+    model = run.forward_model
+
+    def forward(images):
+        record["images"].append(images.clone())
+        record["draws"].append(torch.rand(1).item())
+        return model(images)
+
+    run.forward_model = forward
+    original_loss = run.step_loss
+
+    def step_loss(embeddings, labels):
+        record["labels"].append(labels.tolist())
+        return original_loss(embeddings, labels)
+
+    run.step_loss = step_loss
+    run_epoch(run, epoch)
+    return record
+
+
+def test_each_epoch_data_order_and_random_state_depend_on_seed_and_epoch():
+    config = tiny(warmup_epochs=0, epochs=3)
+    first, second = _epoch_record(config, 1), _epoch_record(config, 1, start_from=1)
+    assert first["labels"] == second["labels"] and first["draws"] == second["draws"]
+    assert all(torch.equal(a, b) for a, b in zip(first["images"], second["images"]))
+    other_epoch = _epoch_record(config, 2, start_from=2)
+    assert other_epoch["draws"] != first["draws"], "the random state ignores the epoch"
+    other_seed = _epoch_record(tiny(warmup_epochs=0, epochs=3, seed=1), 1, start_from=1)
+    assert other_seed["draws"] != first["draws"], "the random state ignores the seed"
+
+
+def test_embeddings_are_extracted_in_eval_mode():
+    torch.manual_seed(0)
+    model = create_model("convnet4", 8, pretrained=False)
+    model.train()
+    images = torch.randn(12, 1, 28, 28) * 3 + 1  # far from the initial running statistics
+    before = snapshot(model)
+    embeddings, labels = extract_embeddings(model, TensorDataset(images, torch.arange(12)),
+                                            batch_size=5)
+    after = model.state_dict()
+    for key, value in before.items():
+        assert torch.equal(after[key], value), f"{key} changed by extraction"
+    assert model.training  # the mode is restored
+    model.eval()
+    with torch.no_grad():
+        expected = model(images)
+    assert torch.allclose(embeddings, expected, atol=1e-6)
+    assert labels.tolist() == list(range(12))
+
+
+@pytest.mark.slow
+def test_training_with_two_workers(tmp_path):
+    result = train(tiny(workers=2), tmp_path, progress=False)
+    assert (tmp_path / "result.json").exists() and 0.0 <= result["metrics"]["recall@1"] <= 1.0
+    assert len(result["history"]) == 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_grad_scaler_is_used_and_restored_on_resume(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)  # force float16
+    config = tiny(device="cuda", amp=True, epochs=2, warmup_epochs=0)
+    result = train(config, tmp_path, progress=False)
+    state = load_checkpoint(tmp_path / CHECKPOINT)
+    assert state["scaler"] is not None and state["scaler"]["scale"] > 0
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in result["history"])
+    run = build_run(plan_run(config))
+    assert run.scaler is not None and run.amp_dtype == torch.float16
+    run.scaler.update(1234.0)
+    _restore(run, state, tmp_path / CHECKPOINT)
+    assert run.scaler.get_scale() == state["scaler"]["scale"]
+    assert run.scaler.state_dict()["_growth_tracker"] == state["scaler"]["_growth_tracker"]
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "losszoo", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+CLI_TINY = ["--loss", "normsoftmax", "--backbone", "convnet4", "--no-pretrained", "--dim", "8",
+            "--max-classes", "5", "--batch-size", "10", "--samples-per-class", "5",
+            "--batches-per-epoch", "1", "--epochs", "1", "--ks", "1", "--no-progress",
+            "--device", "cpu"]
+
+
+@pytest.mark.slow
+def test_cli_exit_codes_on_a_real_process(tmp_path):
+    ok = _cli("train", *CLI_TINY, "--output", str(tmp_path / "ok"), cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "ok" / "result.json").exists()
+    bad = _cli("train", *CLI_TINY, "--epochs", "0", "--output", str(tmp_path / "bad"), cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "epochs must be >= 1" in bad.stderr and "Traceback" not in bad.stderr
+    missing = _cli("eval", str(tmp_path / "nothing"), cwd=tmp_path)
+    assert missing.returncode == 2 and "no checkpoint" in missing.stderr
