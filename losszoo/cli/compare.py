@@ -6,19 +6,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
+from losszoo.cli.options import HelpFormatter, add_training_options, config_from_args, parse_loss_options, plain
 from losszoo.errors import ConfigError
-from losszoo.cli.options import add_training_options, config_from_args, parse_loss_options
-from losszoo.distributed import init_distributed
-from losszoo.training.compare import compare
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("compare", help="train and compare losses", description=__doc__)
+    parser = subparsers.add_parser("compare", help="train and compare losses", description=plain(__doc__),
+                                   formatter_class=HelpFormatter)
     parser.add_argument("--losses", type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
                         help="comma-separated loss names (default: every registered loss)")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per loss (default 1)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per loss (default: 1)")
     parser.add_argument("--loss-option", action="append", metavar="LOSS.NAME=VALUE",
                         help="one loss's hyperparameter, e.g. cosface.scale=64; repeatable; "
                         "wins over the config file's [loss_options.<loss>] tables")
@@ -32,6 +29,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from losszoo.distributed import init_distributed
+    from losszoo.training.compare import compare
+
     config, table = config_from_args(args)
     losses = args.losses if args.losses is not None else table.get("losses")
     seeds = args.seeds if args.seeds is not None else table.get("seeds", 1)
