@@ -6,22 +6,9 @@
     ['normsoftmax']
 """
 
-from losszoo.losses import (
-    Contrastive,
-    CosFace,
-    LiftedStructure,
-    LossSpec,
-    Margin,
-    MetricLoss,
-    NPair,
-    NormSoftmax,
-    ProxyNCA,
-    Triplet,
-    create_loss,
-    get_loss_spec,
-    list_losses,
-    register_loss,
-)
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -41,3 +28,19 @@ __all__ = [
     "list_losses",
     "register_loss",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The public names, imported on first use: ``import losszoo`` (and ``losszoo --help``)
+    does not import torch until a loss is asked for."""
+    if name in __all__:
+        import losszoo.losses
+
+        value = getattr(losszoo.losses, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'losszoo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

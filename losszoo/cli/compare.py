@@ -6,21 +6,17 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
+from losszoo.cli.options import (HelpFormatter, add_log_options, add_training_options, config_from_args,
+                                 parse_loss_options, plain)
 from losszoo.errors import ConfigError
-from losszoo.cli.options import add_log_options, add_training_options, config_from_args, parse_loss_options
-from losszoo.distributed import init_distributed
-from losszoo.training.compare import canonical_name, compare
-from losszoo.training.config import TrainConfig, tuned_preset
-from losszoo.tuning.study import SCHEDULE
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("compare", help="train and compare losses", description=__doc__)
+    parser = subparsers.add_parser("compare", help="train and compare losses", description=plain(__doc__),
+                                   formatter_class=HelpFormatter)
     parser.add_argument("--losses", type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
                         help="comma-separated loss names (default: every registered loss)")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per loss (default 1)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per loss (default: 1)")
     parser.add_argument("--loss-option", action="append", metavar="LOSS.NAME=VALUE",
                         help="one loss's hyperparameter, e.g. cosface.scale=64; repeatable; "
                         "wins over the config file's [loss_options.<loss>] tables")
@@ -38,6 +34,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from losszoo.distributed import init_distributed
+    from losszoo.training.compare import canonical_name, compare
+    from losszoo.training.config import TrainConfig, tuned_preset
+    from losszoo.tuning.study import SCHEDULE
+
     if args.config is None and not args.untuned and not args.tune:
         args.config = tuned_preset(args.dataset or TrainConfig.dataset)
     config, table = config_from_args(args)

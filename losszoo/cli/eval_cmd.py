@@ -6,25 +6,27 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
-from losszoo.cli.options import add_training_options, config_from_args
+from losszoo.cli.options import EVAL_SETTINGS, HelpFormatter, add_training_options, config_from_args, plain
+from losszoo.cli.tables import print_table
 from losszoo.errors import ConfigError
-from losszoo.training.checkpoint import load_checkpoint, write_json
 from losszoo.training.config import TrainConfig
-from losszoo.training.plan import build_model, evaluate, final_test_data, plan_run
-from losszoo.training.trainer import CHECKPOINT
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("eval", help="evaluate a trained run", description=__doc__)
-    parser.add_argument("run_dir", nargs="?", help="a `losszoo train` output folder (omit: untrained)")
-    add_training_options(parser)
+    parser = subparsers.add_parser("eval", help="evaluate a trained run", description=plain(__doc__),
+                                   formatter_class=HelpFormatter)
+    parser.add_argument("run_dir", nargs="?", help="a 'losszoo train' output folder (omit: untrained)")
+    add_training_options(parser, only=EVAL_SETTINGS)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from losszoo.training.checkpoint import load_checkpoint, write_json
+    from losszoo.training.plan import build_model, evaluate, final_test_data, plan_run
+    from losszoo.training.trainer import CHECKPOINT
+
     state = None
     if args.run_dir:
         path = Path(args.run_dir) / CHECKPOINT
@@ -43,12 +45,10 @@ def run(args: argparse.Namespace) -> int:
     if state is not None:
         model.load_state_dict(state["model"])
     metrics = evaluate(plan, model, final_test_data(plan, model))
-    table = Table(title=f"{config.dataset}: {args.run_dir or 'untrained ' + config.backbone}")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in metrics.items():
-        table.add_row(key, f"{100 * value:.2f}" if isinstance(value, float) else str(value))
-    Console().print(table)
+    rows = [[key, f"{100 * value:.2f}" if isinstance(value, float) else str(value)]
+            for key, value in metrics.items()]
+    print_table(Console(), f"{config.dataset}: {args.run_dir or 'untrained ' + config.backbone}",
+                ("metric", "value"), rows, right=("value",))
     if args.output:
         write_json(args.output, metrics)
     return 0

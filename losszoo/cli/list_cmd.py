@@ -5,57 +5,65 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
-from rich.table import Table
+from typing import Any
 
-from losszoo.data import list_datasets
-from losszoo.losses import LOSSES, get_loss_spec, list_losses
-from losszoo.models import list_backbones
-from losszoo.samplers import list_samplers
+from losszoo.cli.options import HelpFormatter, plain
+from losszoo.cli.tables import print_table
 
 WHAT = ("losses", "samplers", "backbones", "datasets")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("list", help="list losses, samplers, backbones, datasets",
-                                   description=__doc__)
+                                   description=plain(__doc__), formatter_class=HelpFormatter)
     parser.add_argument("what", nargs="?", choices=WHAT, help="one kind only (default: all)")
     parser.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. '*softmax*'")
     parser.set_defaults(run=run)
 
 
-def losses_table(names: list[str]) -> Table:
+def loss_rows(names: list[str]) -> list[list[str]]:
+    from losszoo.losses import LOSSES, get_loss_spec
+
     aliases = LOSSES.aliases()
-    table = Table(title="losses")
-    table.add_column("name", no_wrap=True)
-    for column in ("aliases", "sampler", "defaults", "tags"):
-        table.add_column(column)
+    rows = []
     for name in names:
         spec = get_loss_spec(name)
-        table.add_row(
+        rows.append([
             name,
             ", ".join(a for a, target in aliases.items() if target == name),
             spec.sampler,
             ", ".join(f"{k}={v}" for k, v in spec.defaults.items() if v is not None),
             ", ".join(spec.tags),
-        )
-    return table
+        ])
+    return rows
 
 
-def print_losses(console: Console, pattern: str) -> None:
+def print_losses_table(console: Any, names: list[str]) -> None:
+    print_table(console, "losses", ("name", "aliases", "sampler", "defaults", "tags"), loss_rows(names))
+
+
+def print_losses(console: Any, pattern: str) -> None:
     """The zoo's own losses in a table; adapter-namespaced ones (``pml:*``) by name only,
     unless the pattern asks for them."""
+    from losszoo.losses import list_losses
+
     names = list_losses(pattern)
     namespaced = [n for n in names if ":" in n]
     if pattern != "*" or not namespaced:
-        console.print(losses_table(names))
+        print_losses_table(console, names)
         return
-    console.print(losses_table([n for n in names if ":" not in n]))
+    print_losses_table(console, [n for n in names if ":" not in n])
     console.print(f"[bold]adapted losses[/bold] ({len(namespaced)}; `losszoo list losses 'pml:*'` "
                   "shows their defaults): " + ", ".join(namespaced))
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from losszoo.data import list_datasets
+    from losszoo.models import list_backbones
+    from losszoo.samplers import list_samplers
+
     console = Console()
     kinds = [args.what] if args.what else list(WHAT)
     listers = {"samplers": list_samplers, "backbones": list_backbones, "datasets": list_datasets}

@@ -7,10 +7,41 @@ Every option defaults to ``None`` so that only what the user typed overrides the
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 from losszoo.errors import ConfigError
-from losszoo.training.config import TrainConfig, build_config, read_toml
+from losszoo.training.config import DATASET_PRESETS, TrainConfig, build_config, read_toml
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default when it has a meaningful one (not None, not a flag's False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        flag = isinstance(action, (argparse._StoreConstAction, argparse._StoreTrueAction,
+                                   argparse._StoreFalseAction, argparse._VersionAction))
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in help_text or flag \
+                or not action.option_strings:
+            return help_text
+        return super()._get_help_string(action)
+
+
+def plain(text: str | None) -> str | None:
+    """A docstring as help text: no reStructuredText markup (double backticks)."""
+    return None if text is None else text.replace("``", "'")
+
+
+def _default(name: str) -> str:
+    """'(default: X)' for a TrainConfig field, and the embedded Omniglot preset's value if it differs."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    value = defaults[name]
+    shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+    preset = DATASET_PRESETS["omniglot"].get(name, value)
+    if preset != value:
+        preset = ",".join(map(str, preset)) if isinstance(preset, tuple) else preset
+        return f"(default: {shown}; {preset} on the embedded omniglot)"
+    return f"(default: {shown})"
 
 
 def _int_tuple(text: str) -> tuple[int, ...]:
@@ -20,45 +51,72 @@ def _int_tuple(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
-def add_training_options(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("training (command line > --config file > dataset preset > paper defaults)")
-    g.add_argument("--config", help="TOML file; its top-level keys are TrainConfig fields")
-    g.add_argument("--backbone", help="resnet18/34/50/101, googlenet, convnet4, or timm:<name>")
-    g.add_argument("--dim", type=int, help="embedding dimension")
-    g.add_argument("--no-pretrained", dest="pretrained", action="store_const", const=False,
-                   help="do not load ImageNet weights")
-    g.add_argument("--dataset", help="omniglot (embedded default), cub200, cars196, sop, inshop, imagefolder")
-    g.add_argument("--data-root", dest="data_root", help="dataset folder (omniglot: omit for the embedded copy)")
-    g.add_argument("--max-classes", dest="max_classes", type=int,
-                   help="keep only the first N classes of each split (quick runs)")
-    g.add_argument("--image-size", dest="image_size", type=int)
-    g.add_argument("--batch-size", dest="batch_size", type=int)
-    g.add_argument("--samples-per-class", dest="samples_per_class", type=int)
-    g.add_argument("--epochs", type=int, help="epochs after the warm-up")
-    g.add_argument("--warmup-epochs", dest="warmup_epochs", type=int)
-    g.add_argument("--sampler", help="batch sampler for every loss (default: each loss's own)")
-    g.add_argument("--miner", help="a pytorch-metric-learning miner, e.g. pml:MultiSimilarityMiner; "
-                   "its pairs/triplets replace the loss's own (pair and triplet losses only)")
-    g.add_argument("--miner-option", dest="miner_option", action="append", metavar="NAME=VALUE",
-                   help="miner argument, repeatable (values parsed like --loss-option)")
-    g.add_argument("--lr", type=float)
-    g.add_argument("--momentum", type=float)
-    g.add_argument("--lr-gamma", dest="lr_gamma", type=float, help="step-decay factor")
-    g.add_argument("--lazy-momentum", dest="lazy_momentum", action="store_const", const=True,
-                   help="subsampled class weights: momentum on the sampled rows only (fast at 1M classes)")
-    g.add_argument("--lr-milestones", dest="lr_milestones", type=_int_tuple)
-    g.add_argument("--weight-decay", dest="weight_decay", type=float)
-    g.add_argument("--batches-per-epoch", dest="batches_per_epoch", type=int)
-    g.add_argument("--eval-every", dest="eval_every", type=int)
-    g.add_argument("--ks", type=_int_tuple, help="Recall@K values, e.g. 1,2,4,8")
-    g.add_argument("--no-binary", dest="binary", action="store_const", const=False)
-    g.add_argument("--seed", type=int)
-    g.add_argument("--workers", type=int, help="data-loading processes")
-    g.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when available)")
-    g.add_argument("--no-amp", dest="amp", action="store_const", const=False,
-                   help="no mixed precision on CUDA")
-    parser.add_argument("--output", "-o", default=None, help="output folder (eval: a JSON file for the metrics)")
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
+# Settings ``losszoo eval`` uses: what picks the data and the network, and how it is scored.
+EVAL_SETTINGS = frozenset({"config", "backbone", "dim", "pretrained", "dataset", "data_root", "max_classes",
+                           "image_size", "ks", "binary", "seed", "workers", "device", "amp"})
+
+
+def add_training_options(parser: argparse.ArgumentParser, *, only: frozenset[str] | None = None) -> None:
+    """The run settings as options (``only``: just these TrainConfig fields, e.g. for eval)."""
+    title = ("training (command line > --config file > dataset preset > paper defaults)" if only is None
+             else "settings (command line > the run's own > dataset preset > paper defaults)")
+    g = parser.add_argument_group(title)
+
+    def add(*flags: str, dest: str, help: str = "", show_default: bool = True, **kwargs: Any) -> None:
+        if only is not None and dest not in only:
+            return
+        if show_default and dest != "config":
+            help = f"{help} {_default(dest)}".strip()
+        g.add_argument(*flags, dest=dest, help=help, **kwargs)
+
+    add("--config", dest="config", help="TOML file; its top-level keys are TrainConfig fields")
+    add("--backbone", dest="backbone", help="resnet18/34/50/101, googlenet, convnet4, or timm:<name>")
+    add("--dim", dest="dim", type=int, help="embedding dimension")
+    add("--no-pretrained", dest="pretrained", action="store_const", const=False,
+        help="do not load ImageNet weights", show_default=False)
+    add("--dataset", dest="dataset", help="omniglot (embedded), cub200, cars196, sop, inshop, imagefolder")
+    add("--data-root", dest="data_root", help="dataset folder (omniglot: omit for the embedded copy)",
+        show_default=False)
+    add("--max-classes", dest="max_classes", type=int,
+        help="keep only the first N classes of each split (quick runs)", show_default=False)
+    add("--image-size", dest="image_size", type=int, help="crop size (default: the backbone's)",
+        show_default=False)
+    add("--batch-size", dest="batch_size", type=int)
+    add("--samples-per-class", dest="samples_per_class", type=int)
+    add("--epochs", dest="epochs", type=int, help="epochs after the warm-up")
+    add("--warmup-epochs", dest="warmup_epochs", type=int)
+    add("--sampler", dest="sampler", help="batch sampler for every loss (default: each loss's own)",
+        show_default=False)
+    add("--miner", dest="miner", show_default=False,
+        help="a pytorch-metric-learning miner, e.g. pml:MultiSimilarityMiner; its pairs/triplets "
+        "replace the loss's own (pair and triplet losses only; default: none)")
+    if only is None:
+        g.add_argument("--miner-option", dest="miner_option", action="append", metavar="NAME=VALUE",
+                       help="miner argument, repeatable (values parsed like --loss-option)")
+    add("--lr", dest="lr", type=float, help="base learning rate")
+    add("--momentum", dest="momentum", type=float)
+    add("--lr-gamma", dest="lr_gamma", type=float, help="step-decay factor")
+    add("--lazy-momentum", dest="lazy_momentum", action="store_const", const=True, show_default=False,
+        help="subsampled class weights: momentum on the sampled rows only (fast at 1M classes)")
+    add("--lr-milestones", dest="lr_milestones", type=_int_tuple, help="epochs after the warm-up")
+    add("--weight-decay", dest="weight_decay", type=float)
+    add("--batches-per-epoch", dest="batches_per_epoch", type=int, show_default=False,
+        help="(default: about the training set size / batch size)")
+    add("--eval-every", dest="eval_every", type=int, help="evaluate validation classes every N epochs")
+    add("--ks", dest="ks", type=_int_tuple, help="Recall@K values")
+    add("--no-binary", dest="binary", action="store_const", const=False, show_default=False,
+        help="skip the binarized-embedding metrics")
+    add("--seed", dest="seed", type=int)
+    add("--workers", dest="workers", type=int, help="data-loading processes")
+    add("--device", dest="device", help="cpu, cuda, cuda:1 (default: CUDA when available)",
+        show_default=False)
+    add("--no-amp", dest="amp", action="store_const", const=False, show_default=False,
+        help="no mixed precision on CUDA")
+    parser.add_argument("--output", "-o", default=None,
+                        help="a JSON file for the metrics" if only is not None else "output folder")
+    if only is None:
+        parser.add_argument("--no-progress", dest="progress", action="store_false",
+                            help="no progress bars")
 
 
 def add_log_options(parser: argparse.ArgumentParser) -> None:

@@ -5,17 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
-
-from losszoo.cli.options import add_log_options, add_training_options, config_from_args, parse_loss_options
-from losszoo.distributed import init_distributed
-from losszoo.training.checkpoint import folder_name
-from losszoo.training.trainer import train
+from losszoo.cli.options import (HelpFormatter, add_log_options, add_training_options, config_from_args,
+                                 parse_loss_options, plain)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="train one loss", description=__doc__)
-    parser.add_argument("--loss", default=None, help="registered loss name (default normsoftmax)")
+    parser = subparsers.add_parser("train", help="train one loss", description=plain(__doc__),
+                                   formatter_class=HelpFormatter)
+    parser.add_argument("--loss", default=None, help="registered loss name (default: normsoftmax)")
     parser.add_argument("--loss-option", action="append", metavar="NAME=VALUE",
                         help="loss hyperparameter override, repeatable")
     add_training_options(parser)
@@ -25,6 +22,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from losszoo.distributed import init_distributed
+    from losszoo.training.checkpoint import folder_name
+    from losszoo.training.trainer import train
+
     options = parse_loss_options(args.loss_option)
     config, _ = config_from_args(args, loss_options=options or None)
     output = Path(args.output or f"runs/{config.dataset}-{folder_name(config.loss)}-seed{config.seed}")

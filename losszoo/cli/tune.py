@@ -6,20 +6,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
-
 from losszoo.cli.compare import command_line
-from losszoo.cli.options import add_training_options, config_from_args
-from losszoo.losses import list_losses
-from losszoo.tuning import tune
+from losszoo.cli.options import HelpFormatter, add_training_options, config_from_args, plain
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("tune", help="tune each loss on validation classes", description=__doc__)
+    parser = subparsers.add_parser("tune", help="tune each loss on validation classes", description=plain(__doc__),
+                                   formatter_class=HelpFormatter)
     parser.add_argument("--losses", type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
                         help="comma-separated loss names (default: every registered loss)")
-    parser.add_argument("--trials", type=int, default=20, help="finished trials per loss (default 20)")
-    parser.add_argument("--metric", default="map_at_r", help="validation metric to maximise (default map_at_r)")
+    parser.add_argument("--trials", type=int, default=20, help="finished trials per loss")
+    parser.add_argument("--metric", default="map_at_r", help="validation metric to maximise")
     parser.add_argument("--storage", default=None,
                         help="Optuna storage URL (any SQLAlchemy URL); default SQLite in the output folder")
     parser.add_argument("--sampler-seed", dest="sampler_seed", type=int, default=0, help="TPE sampler seed")
@@ -28,6 +25,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from losszoo.losses import list_losses
+    from losszoo.tuning import tune
+
     config, table = config_from_args(args, protocol="tune")
     losses = args.losses or table.get("losses") or [n for n in list_losses() if ":" not in n]
     output = Path(args.output or f"runs/tune-{config.dataset}-{config.backbone}-{config.dim}")

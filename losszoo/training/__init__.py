@@ -1,8 +1,25 @@
-"""The shared harness: one trainer for every loss, and the comparison built on it."""
+"""The shared harness: one trainer for every loss, and the comparison built on it.
 
-from losszoo.training.compare import compare
-from losszoo.training.config import TrainConfig, build_config
-from losszoo.training.inference import evaluate_model, extract_embeddings
-from losszoo.training.trainer import train
+The names below are imported on first use, so that importing a light submodule
+(``losszoo.training.config``) does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "TrainConfig": "config", "build_config": "config", "compare": "compare",
+    "evaluate_model": "inference", "extract_embeddings": "inference", "train": "trainer",
+}
 
 __all__ = ["TrainConfig", "build_config", "compare", "evaluate_model", "extract_embeddings", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"losszoo.training.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'losszoo.training' has no attribute {name!r}")

@@ -263,6 +263,8 @@ def write_report(records: Sequence[dict[str, Any]], output_dir: str | Path, *, k
     write_text(output_dir / "results.csv", to_csv(rows))
     write_text(output_dir / "results.md", to_markdown(rows, ks, text))
     plot(rows, ks, output_dir, records)
-    if console is not None:
+    if console is not None and console.is_terminal:
         console.print(render_table(rows, ks, text))
+    elif console is not None:  # piped or redirected: plain Markdown, never cut to a width
+        console.print(to_markdown(rows, ks, text), markup=False, highlight=False, soft_wrap=True)
     return rows
