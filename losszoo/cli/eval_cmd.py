@@ -17,6 +17,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                    formatter_class=HelpFormatter)
     parser.add_argument("run_dir", nargs="?", help="a 'losszoo train' output folder (omit: untrained)")
     add_training_options(parser, only=EVAL_SETTINGS)
+    parser.add_argument("--save-embeddings", dest="save_embeddings", nargs="?", const=True, default=None,
+                        metavar="DIR", help="write embeddings.npz and items.csv (test embeddings, "
+                        "labels, image paths, neighbours) into DIR (default: the run folder)")
+    parser.add_argument("--retrieval-figure", dest="retrieval_figure", nargs="?", const=True,
+                        default=None, metavar="PNG", help="draw queries and their top-k neighbours, "
+                        "framed green/red (default: RUN/retrieval.png)")
+    parser.add_argument("--figure-queries", dest="figure_queries", type=int, default=8,
+                        help="queries in the retrieval figure")
+    parser.add_argument("--figure-k", dest="figure_k", type=int, default=5,
+                        help="neighbours per query in the retrieval figure")
     parser.set_defaults(run=run)
 
 
@@ -25,8 +35,12 @@ def run(args: argparse.Namespace) -> int:
 
     from losszoo.training.checkpoint import load_checkpoint, write_json
     from losszoo.training.plan import build_model, evaluate, final_test_data, plan_run
+    from losszoo.training.retrieval_figure import RETRIEVAL_FIGURE
     from losszoo.training.trainer import CHECKPOINT
 
+    # Where extras go is settled before any work, so a missing folder fails at once.
+    embeddings_dir = _target(args.save_embeddings, args.run_dir, "--save-embeddings DIR")
+    figure = _target(args.retrieval_figure, args.run_dir, "--retrieval-figure PNG", RETRIEVAL_FIGURE)
     state = None
     if args.run_dir:
         path = Path(args.run_dir) / CHECKPOINT
@@ -44,7 +58,12 @@ def run(args: argparse.Namespace) -> int:
     model = build_model(plan)
     if state is not None:
         model.load_state_dict(state["model"])
-    metrics = evaluate(plan, model, final_test_data(plan, model))
+    data = final_test_data(plan, model)
+    keep = embeddings_dir is not None or figure is not None
+    metrics = evaluate(plan, model, data, keep=keep)
+    if keep:
+        metrics, arrays = metrics
+        _write_extras(arrays, data, config, embeddings_dir, figure, args)
     rows = [[key, f"{100 * value:.2f}" if isinstance(value, float) else str(value)]
             for key, value in metrics.items()]
     print_table(Console(), f"{config.dataset}: {args.run_dir or 'untrained ' + config.backbone}",
@@ -52,3 +71,31 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         write_json(args.output, metrics)
     return 0
+
+
+def _target(value: str | bool | None, run_dir: str | None, flag: str, name: str | None = None) -> Path | None:
+    """The path an optional-argument flag names: its value, else the run folder (``/ name``)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return Path(value)
+    if not run_dir:
+        raise ConfigError(f"an untrained evaluation has no run folder: give a path ({flag})")
+    return Path(run_dir) / name if name else Path(run_dir)
+
+
+def _write_extras(arrays: object, data: object, config: TrainConfig, embeddings_dir: Path | None,
+                  figure: Path | None, args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from losszoo.training.embeddings import save_embeddings
+    from losszoo.training.retrieval_figure import retrieval_figure
+
+    console = Console(stderr=True)
+    if embeddings_dir is not None:
+        paths = save_embeddings(embeddings_dir, arrays, data)
+        console.print(f"embeddings: {', '.join(map(str, paths))}")
+    if figure is not None:
+        path, _ = retrieval_figure(figure, arrays, data, queries=args.figure_queries, k=args.figure_k,
+                                   seed=config.seed, title=f"{config.loss}: {config.dataset} test")
+        console.print(f"retrieval figure: {path}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,20 @@ from losszoo.evaluation.metrics import (
 METRIC_NAMES = ("recall", "nmi", "map_at_r", "r_precision")
 DISTANCES = ("cosine", "euclidean")
 _NEEDS_R = ("map_at_r", "r_precision")
+
+
+@dataclass(frozen=True)
+class Neighbors:
+    """The neighbours the metrics were computed from, in the caller's item order.
+
+    ``indices[i]``: gallery ids (the query set itself in same-set mode, query ``i`` excluded)
+    of query ``i``'s nearest items, nearest first; ``distances[i]``: their distances under
+    ``metric``: 1 - cosine similarity, L2 ("euclidean") or, for binary codes, Hamming.
+    """
+
+    indices: np.ndarray  # int64 [num_queries, k]
+    distances: np.ndarray  # float32 [num_queries, k]
+    metric: str  # "cosine", "euclidean" or "hamming"
 
 
 def _check_metrics(metrics: Iterable[str]) -> list[str]:
@@ -62,7 +77,8 @@ def evaluate(
     backend: knn.Backend = "auto",
     chunk_size: int | None = None,
     distance: str = "cosine",
-) -> dict[str, float | str]:
+    return_neighbors: bool = False,
+) -> dict[str, float | str] | tuple[dict[str, float | str], Neighbors | None]:
     """Retrieval and clustering metrics of embeddings (torch tensors or numpy arrays, any scale).
 
     Same-set mode (CARS-196, CUB-200, SOP): every embedding queries all the others, itself
@@ -86,6 +102,8 @@ def evaluate(
     with its default ``FaissKNN`` (L2 on unnormalised rows); ``"cosine"`` gives its figures with
     ``knn_func=CustomKNN(CosineSimilarity())``. Its ``precision_at_1`` is ``recall@1`` here,
     its ``mean_average_precision_at_r`` is ``map_at_r`` (see docs/evaluation.md).
+    ``return_neighbors=True`` returns ``(metrics, Neighbors)``: the neighbours of that one
+    search, mapped back to the input order (None when only NMI was asked for).
     """
     if distance not in DISTANCES:
         raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
@@ -115,6 +133,7 @@ def evaluate(
     knn.resolve_backend(backend)
 
     retrieval: dict[str, float] = {}
+    found: list[Neighbors] = []
     if any(name != "nmi" for name in requested):
         retrieval = _retrieval_metrics(
             queries,
@@ -128,6 +147,7 @@ def evaluate(
             chunk_size=chunk_size,
             seed=seed,
             distance=distance,
+            keep=found if return_neighbors else None,
         )
     results: dict[str, float | str] = {}
     for name in requested:
@@ -141,6 +161,8 @@ def evaluate(
             results["nmi_average"] = nmi_average
         else:
             results[name] = retrieval[name]
+    if return_neighbors:
+        return results, (found[0] if found else None)
     return results
 
 
@@ -157,6 +179,7 @@ def _retrieval_metrics(
     chunk_size: int | None,
     seed: int,
     distance: str = "cosine",
+    keep: list[Neighbors] | None = None,
 ) -> dict[str, float]:
     """Recall@K / MAP@R / R-precision from one neighbour search (``gallery=None``: same set)."""
     # Break distance ties (equal binary codes, duplicated images) in a seeded random order, not
@@ -186,10 +209,13 @@ def _retrieval_metrics(
 
     hits = dict.fromkeys(ks, 0)
     sums = dict.fromkeys(wants_r, 0.0)
+    blocks: list[np.ndarray] = []
     for start, neighbors in knn.iter_neighbors(
         query_rows, k, gallery=gallery_rows, metric=metric, backend=backend, chunk_size=chunk_size
     ):
         stop = start + neighbors.shape[0]
+        if keep is not None:
+            blocks.append(neighbors)
         relevant = relevance(reference_labels[neighbors], query_labels[start:stop])
         for k_ in ks:
             hits[k_] += int(hits_at_k(relevant, k_).sum())
@@ -202,9 +228,41 @@ def _retrieval_metrics(
         if "r_precision" in sums:
             sums["r_precision"] += float(r_precision(relevant, chunk_r).sum())
 
+    if keep is not None:
+        indices = np.concatenate(blocks, axis=0)
+        rows = query_rows if gallery_rows is None else gallery_rows
+        distances = _distances(query_rows, rows, indices, metric)
+        # Back to the caller's order: permuted position p is item order[p].
+        indices = order[indices]
+        if gallery is None:
+            restored_i, restored_d = np.empty_like(indices), np.empty_like(distances)
+            restored_i[order], restored_d[order] = indices, distances
+            indices, distances = restored_i, restored_d
+        keep.append(Neighbors(indices, distances, metric))
     results = {f"recall@{k_}": hits[k_] / queries.shape[0] for k_ in ks}
     results.update({name: total / int(scored.sum()) for name, total in sums.items()})
     return results
+
+
+def _distances(queries: np.ndarray, gallery: np.ndarray, indices: np.ndarray, metric: str,
+               block_bytes: int = 1 << 27) -> np.ndarray:
+    """Distances of each query to its found neighbours (gathered for the found ids, no new
+    search): Hamming counts of packed codes, 1 - cosine similarity, or L2 distance. Queries go in
+    blocks whose gathered neighbour rows take about ``block_bytes``."""
+    out = np.empty(indices.shape, dtype=np.float32)
+    block = max(1, block_bytes // max(1, indices.shape[1] * gallery[:1].nbytes))
+    if metric == "cosine":
+        queries, gallery = knn.l2_normalize(queries), knn.l2_normalize(gallery)
+    for start in range(0, indices.shape[0], block):
+        found = gallery[indices[start : start + block]]
+        q = queries[start : start + block][:, None, :]
+        if metric == "hamming":
+            out[start : start + block] = np.unpackbits(q ^ found, axis=2).sum(axis=2)
+        elif metric == "cosine":
+            out[start : start + block] = 1.0 - np.einsum("nkd,nkd->nk", np.broadcast_to(q, found.shape), found)
+        else:
+            out[start : start + block] = np.linalg.norm(q - found, axis=2)
+    return out
 
 
 def _nmi(

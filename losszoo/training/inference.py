@@ -6,12 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from losszoo.distributed import distributed_embeddings
 from losszoo.evaluation import evaluate
+from losszoo.evaluation.evaluate import Neighbors
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,18 @@ class EvalData:
 
     query: Dataset
     gallery: Dataset | None = None
+
+
+@dataclass(frozen=True)
+class EvalArrays:
+    """What an evaluation computed: the (unnormalised) embeddings and labels, and the float
+    neighbours its metrics came from (gallery fields None in same-set mode)."""
+
+    embeddings: np.ndarray
+    labels: np.ndarray
+    neighbors: Neighbors
+    gallery_embeddings: np.ndarray | None = None
+    gallery_labels: np.ndarray | None = None
 
 
 def resolve_device(name: str | None) -> torch.device:
@@ -53,9 +67,10 @@ def extract_embeddings(
 
 def evaluate_model(
     model: nn.Module, data: EvalData, *, ks: tuple[int, ...], binary: bool = True,
-    batch_size: int = 256, workers: int = 0, seed: int = 0,
-) -> dict[str, Any]:
-    """Recall@K, NMI, MAP@R and R-precision of ``model``; binary ones prefixed ``binary/``."""
+    batch_size: int = 256, workers: int = 0, seed: int = 0, keep: bool = False,
+) -> dict[str, Any] | tuple[dict[str, Any], EvalArrays]:
+    """Recall@K, NMI, MAP@R and R-precision of ``model``; binary ones prefixed ``binary/``.
+    ``keep=True`` returns ``(metrics, EvalArrays)``: embeddings, labels and neighbours too."""
     def extract(dataset: Dataset) -> tuple[Tensor, Tensor]:
         return extract_embeddings(model, dataset, batch_size=batch_size, workers=workers)
 
@@ -65,10 +80,16 @@ def evaluate_model(
     if data.gallery is not None:
         gallery, gallery_labels = distributed_embeddings(extract, data.gallery, batch_size)
     metrics = evaluate(query, query_labels, gallery_embeddings=gallery,
-                       gallery_labels=gallery_labels, ks=ks, seed=seed)
+                       gallery_labels=gallery_labels, ks=ks, seed=seed, return_neighbors=keep)
+    if keep:  # the neighbours only when asked: at SOP size they are [60k, 1001]
+        metrics, neighbors = metrics
     if binary:
         binary_metrics = evaluate(query, query_labels, gallery_embeddings=gallery,
                                   gallery_labels=gallery_labels, ks=ks, binary=True, seed=seed,
                                   metrics=("recall", "map_at_r", "r_precision"))
         metrics.update({f"binary/{k}": v for k, v in binary_metrics.items()})
+    if keep:
+        return metrics, EvalArrays(query.numpy(), query_labels.numpy(), neighbors,
+                                   None if gallery is None else gallery.numpy(),
+                                   None if gallery_labels is None else gallery_labels.numpy())
     return metrics
