@@ -1,6 +1,7 @@
 """Saved test embeddings: ``embeddings.npz`` (embeddings, labels, item indices, and the
 neighbour ids and distances the evaluation's kNN search found) and ``items.csv`` (one row per
-item: split, index, label, image path), so results can be analysed without re-running.
+item: split, index, label, class name, image path; the path is empty for array-backed data such
+as the embedded Omniglot), so results can be analysed without re-running.
 
 In query/gallery mode (In-Shop) the gallery is saved too (``gallery_*`` arrays) and the
 neighbour ids index the gallery."""
@@ -32,6 +33,12 @@ def item_paths(dataset: Dataset) -> list[str]:
     return [str(p) for p in paths] if paths is not None else [""] * len(dataset)
 
 
+def _rows(split: str, labels: np.ndarray, dataset: Dataset) -> list[tuple[Any, ...]]:
+    classes = getattr(dataset, "classes", None)
+    return [(split, i, int(label), "" if classes is None else str(classes[int(label)]), path)
+            for i, (label, path) in enumerate(zip(labels, item_paths(dataset)))]
+
+
 def save_embeddings(folder: str | Path, arrays: EvalArrays, data: EvalData) -> list[Path]:
     """Write embeddings.npz and items.csv into ``folder``; return their paths."""
     folder = Path(folder)
@@ -41,16 +48,14 @@ def save_embeddings(folder: str | Path, arrays: EvalArrays, data: EvalData) -> l
         "neighbor_indices": arrays.neighbors.indices, "neighbor_distances": arrays.neighbors.distances,
         "metric": np.array(arrays.neighbors.metric),
     }
-    rows = [("query" if data.gallery is not None else "test", i, int(label), path)
-            for i, (label, path) in enumerate(zip(arrays.labels, item_paths(data.query)))]
+    rows = _rows("query" if data.gallery is not None else "test", arrays.labels, data.query)
     if arrays.gallery_embeddings is not None:
         content.update(gallery_embeddings=arrays.gallery_embeddings, gallery_labels=arrays.gallery_labels)
-        rows += [("gallery", i, int(label), path)
-                 for i, (label, path) in enumerate(zip(arrays.gallery_labels, item_paths(data.gallery)))]
+        rows += _rows("gallery", arrays.gallery_labels, data.gallery)
     npz = atomic_write(folder / EMBEDDINGS, lambda fh: np.savez_compressed(fh, **content))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["split", "index", "label", "path"])
+    writer.writerow(["split", "index", "label", "class", "path"])
     writer.writerows(rows)
     items = atomic_write(folder / ITEMS, lambda fh: fh.write(buffer.getvalue().encode()))
     return [npz, items]
