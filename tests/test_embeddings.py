@@ -75,3 +75,16 @@ def test_retrieval_figure_grid(run_dir, tmp_path):
     assert grid == (6, 3) and path.stat().st_size
     height, width = mpimg.imread(path).shape[:2]
     assert width / height == pytest.approx(3 / 6, rel=0.15)
+
+
+def test_compare_saves_each_runs_embeddings_and_retrieval_figure(tmp_path):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--untuned", "--losses", "triplet,contrastive", "--save-embeddings",
+                 "--output", str(out), *TINY]) == 0
+    for loss in ("triplet", "contrastive"):
+        folder = out / loss / "seed0"
+        arrays, items = load_embeddings(folder)
+        record = json.loads((folder / "result.json").read_text())
+        assert (arrays.labels[arrays.neighbors.indices[:, 0]] == arrays.labels).mean() == pytest.approx(
+            record["metrics"]["recall@1"])
+        assert mpimg.imread(folder / "retrieval.png").shape[0] > 0

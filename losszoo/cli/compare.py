@@ -28,6 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--untuned", action="store_true",
                         help="without --config: the papers' per-loss defaults instead of the "
                         "dataset's shipped tuned preset (losszoo/training/presets/<dataset>.toml)")
+    parser.add_argument("--save-embeddings", dest="save_embeddings", action="store_true",
+                        help="also write each run's test embeddings, labels and neighbours "
+                        "(embeddings.npz, items.csv) and its retrieval figure (retrieval.png) into its folder")
     add_training_options(parser)
     add_log_options(parser)
     parser.set_defaults(run=run)
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         config = config.replace(protocol="final", eval_every=0)
     compare(config, output, losses=losses, seeds=seeds, loss_options=options, loss_settings=settings,
             progress=args.progress, console=Console(stderr=True), tuning=tuning,
-            tensorboard=args.tensorboard)
+            tensorboard=args.tensorboard, save_embeddings=args.save_embeddings)
     Console(quiet=not init_distributed().is_main).print(
         f"results: {output}/results.json, results.csv, results.md, *.png")
     return 0

@@ -99,6 +99,18 @@ def plan_comparison(
     return runs
 
 
+def _saver(folder: Path, loss: str) -> Any:
+    """Writes a run's test embeddings (embeddings.npz, items.csv) and its retrieval figure."""
+    from losszoo.training.embeddings import save_embeddings as write_embeddings
+    from losszoo.training.retrieval_figure import RETRIEVAL_FIGURE, retrieval_figure
+
+    def save(arrays: Any, data: Any) -> None:
+        write_embeddings(folder, arrays, data)
+        retrieval_figure(folder / RETRIEVAL_FIGURE, arrays, data, title=f"{loss}: test queries")
+
+    return save
+
+
 def canonical_name(name: str) -> str:
     """The registered name of loss ``name`` (an alias or a prefixed name); ConfigError if unknown."""
     try:
@@ -136,6 +148,7 @@ def compare(
     console: Console | None = None,
     tuning: dict[str, Any] | None = None,
     tensorboard: bool = False,
+    save_embeddings: bool = False,
 ) -> list[dict[str, Any]]:
     """Train every loss in ``losses`` for ``seeds`` seeds; return the run records (untrained
     baseline first) and write the report files.
@@ -169,7 +182,8 @@ def compare(
                 records.append(untrained_baseline(run, console))
             else:
                 records.append(train(run.plan, run.folder, resume=True, progress=progress,
-                                     console=console, tensorboard=tensorboard))
+                                     console=console, tensorboard=tensorboard,
+                                     on_test=_saver(run.folder, name) if save_embeddings else None))
         if context.is_main:
             write_report(records, output_dir, ks=base.ks, console=console, tuning=tuning,
                          provenance=provenance(device=runs[0].plan.device, started=started))

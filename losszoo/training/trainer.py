@@ -45,7 +45,7 @@ from losszoo.errors import OutputError
 from losszoo.samplers import create_sampler
 from losszoo.training.checkpoint import load_checkpoint, output_lock, save_checkpoint, write_json
 from losszoo.training.config import TrainConfig
-from losszoo.training.inference import EvalData
+from losszoo.training.inference import EvalArrays, EvalData
 from losszoo.training.logs import RunLog
 from losszoo.training.optim import LazySparseSGD
 from losszoo.training.mining import MinedLoss
@@ -229,12 +229,15 @@ def check_output(plan: RunPlan, output_dir: Path, *, resume: bool) -> dict[str, 
 # Called after each validation with (epoch, validation metrics); may raise to stop the run
 # (a tuner's pruning).
 ValidationCallback = Callable[[int, dict[str, Any]], None]
+# Called (rank 0) with the final test evaluation's arrays (embeddings, neighbours) and its data.
+TestCallback = Callable[[EvalArrays, EvalData], None]
 
 
 def train(
     config: TrainConfig | RunPlan, output_dir: str | Path, *, resume: bool = False,
     progress: bool = True, console: Console | None = None,
     on_validation: ValidationCallback | None = None, tensorboard: bool = False,
+    on_test: TestCallback | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` (or its plan) into ``output_dir``; return its result record (also in
     result.json).
@@ -244,7 +247,8 @@ def train(
     ``record["history"]``); the test split is evaluated once, after training
     (``record["metrics"]``; None under ``"tune"``). With ``resume``, continue from
     ``output_dir/checkpoint.pt`` when there is one. Every run writes log.csv and history.csv
-    (:mod:`losszoo.training.logs`); ``tensorboard`` adds TensorBoard event files.
+    (:mod:`losszoo.training.logs`); ``tensorboard`` adds TensorBoard event files. ``on_test``
+    receives the test embeddings and neighbours (e.g. to save them, see ``compare``).
     """
     plan = config if isinstance(config, RunPlan) else plan_run(config)
     config = plan.config
@@ -257,12 +261,14 @@ def train(
     for note in plan.notes:
         console.log(f"note: {note}")
     with output_lock(output_dir) if context.is_main else contextlib.nullcontext():
-        return _train(plan, output_dir, state, progress, console, on_validation, context, tensorboard)
+        return _train(plan, output_dir, state, progress, console, on_validation, context, tensorboard,
+                      on_test)
 
 
 def _train(plan: RunPlan, output_dir: Path, state: dict[str, Any] | None, progress: bool,
            console: Console, on_validation: ValidationCallback | None,
-           context: DistContext, tensorboard: bool = False) -> dict[str, Any]:
+           context: DistContext, tensorboard: bool = False,
+           on_test: TestCallback | None = None) -> dict[str, Any]:
     config = plan.config
     started = utc_now()
     run = build_run(plan, context)
@@ -282,7 +288,7 @@ def _train(plan: RunPlan, output_dir: Path, state: dict[str, Any] | None, progre
         log.history(run.history)
     try:
         return _train_loop(run, plan, output_dir, progress, console, on_validation, context, log,
-                           started)
+                           started, on_test)
     finally:
         if log is not None:
             log.close()
@@ -290,7 +296,7 @@ def _train(plan: RunPlan, output_dir: Path, state: dict[str, Any] | None, progre
 
 def _train_loop(run: Run, plan: RunPlan, output_dir: Path, progress: bool, console: Console,
                 on_validation: ValidationCallback | None, context: DistContext,
-                log: RunLog | None, started: str) -> dict[str, Any]:
+                log: RunLog | None, started: str, on_test: TestCallback | None) -> dict[str, Any]:
     config = plan.config
     checkpoint = output_dir / CHECKPOINT
 
@@ -325,7 +331,11 @@ def _train_loop(run: Run, plan: RunPlan, output_dir: Path, progress: bool, conso
     test = final_test_data(plan, run.model)
     metrics = None
     if test is not None:
-        metrics = evaluate(plan, run.model, test)
+        keep = on_test is not None and context.is_main
+        metrics = evaluate(plan, run.model, test, keep=keep)
+        if keep:
+            metrics, arrays = metrics
+            on_test(arrays, test)
         console.log(_format_eval(f"{config.loss} test", run.next_epoch, metrics, config.ks))
         if log is not None:
             log.evaluation(run.next_epoch, "test", metrics)
