@@ -72,16 +72,22 @@ def test_eval_help_shows_only_what_eval_uses(capsys):
 
 
 def test_piped_list_is_complete_markdown():
-    done = run_python("import sys; from losszoo.cli.main import main; sys.exit(main(['list', 'losses', '*']))")
-    assert done.returncode == 0, done.stderr
-    out = done.stdout
-    assert "| name | aliases | sampler | defaults | tags |" in out
-    assert "…" not in out  # rich's ellipsis: nothing cut
+    """Off a terminal the tables are Markdown with every cell whole; ``*`` lists the adapted
+    (pml:) losses by name, ``pml:*`` in the table with their defaults."""
     from losszoo.cli.list_cmd import loss_rows
     from losszoo.losses import list_losses
 
-    for row in loss_rows(list_losses("*")):
-        assert "| " + " | ".join(row) + " |" in out, row[0]
+    probe = "import sys; from losszoo.cli.main import main; sys.exit(main(['list', 'losses', sys.argv[1]]))"
+    for pattern, tabled in (("*", [n for n in list_losses("*") if ":" not in n]), ("pml:*", list_losses("pml:*"))):
+        done = run_python(probe, pattern)
+        assert done.returncode == 0, done.stderr
+        out = done.stdout
+        assert "| name | aliases | sampler | defaults | tags |" in out
+        assert "…" not in out  # rich's ellipsis: nothing cut
+        for row in loss_rows(tabled):
+            assert "| " + " | ".join(row) + " |" in out, row[0]
+        if pattern == "*":
+            assert all(name in " ".join(out.split()) for name in list_losses("pml:*"))
 
 
 def test_compare_table_is_markdown_off_a_terminal(tmp_path):
@@ -92,10 +98,22 @@ def test_compare_table_is_markdown_off_a_terminal(tmp_path):
     from losszoo.training.report import to_markdown, write_report
 
     record = {"loss": "triplet", "seed": 0, "train_seconds": 12.0,
+              "config": {"epochs": 1, "warmup_epochs": 0, "protocol": "final", "dataset": "omniglot",
+                         "backbone": "convnet4", "dim": 64},
               "metrics": {"recall@1": 0.5, "nmi": 0.4, "map_at_r": 0.3}}
     buffer = io.StringIO()
-    try:
-        rows = write_report([record], tmp_path, ks=(1,), console=Console(file=buffer, width=20))
-    except (KeyError, TypeError) as exc:  # the record format is the report module's; skip if it moved
-        pytest.skip(f"record format changed: {exc}")
+    rows = write_report([record], tmp_path, ks=(1,), console=Console(file=buffer, width=20))
     assert to_markdown(rows, (1,)).splitlines()[-1] in buffer.getvalue()
+
+
+def test_protocol_and_validation_split_options_reach_the_config():
+    from losszoo.cli.options import config_from_args
+
+    args = build_parser().parse_args(["train", "--protocol", "holdout", "--val-fraction", "0.25",
+                                      "--val-folds", "4", "--val-fold", "3", "--val-seed", "7",
+                                      "--eval-every", "1"])
+    config, _ = config_from_args(args)
+    assert (config.protocol, config.val_fraction, config.val_folds, config.val_fold, config.val_seed,
+            config.eval_every) == ("holdout", 0.25, 4, 3, 7, 1)
+    with pytest.raises(SystemExit):  # tuning trials run through losszoo tune only
+        build_parser().parse_args(["train", "--protocol", "tune"])

@@ -101,7 +101,15 @@ def add_training_options(parser: argparse.ArgumentParser, *, only: frozenset[str
     add("--lr-milestones", dest="lr_milestones", type=_int_tuple, help="epochs after the warm-up")
     add("--weight-decay", dest="weight_decay", type=float)
     add("--batches-per-epoch", dest="batches_per_epoch", type=int, show_default=False,
-        help="(default: about the training set size / batch size)")
+        help="(default: about the training set size / batch size; 100 on the embedded omniglot)")
+    add("--protocol", dest="protocol", choices=("final", "holdout"),
+        help="final: train on every training class; holdout: hold out validation classes "
+        "(scored every --eval-every epochs); the test classes are evaluated once, at the end")
+    add("--val-fraction", dest="val_fraction", type=float,
+        help="share of the training classes held out for validation (holdout, tune)")
+    add("--val-folds", dest="val_folds", type=int, help="K > 1: K-fold class-disjoint cross-validation")
+    add("--val-fold", dest="val_fold", type=int, help="which of the --val-folds folds validates")
+    add("--val-seed", dest="val_seed", type=int, help="seed of the validation class draw")
     add("--eval-every", dest="eval_every", type=int, help="evaluate validation classes every N epochs")
     add("--ks", dest="ks", type=_int_tuple, help="Recall@K values")
     add("--no-binary", dest="binary", action="store_const", const=False, show_default=False,
