@@ -17,7 +17,7 @@ from pytorch_metric_learning.distances import CosineSimilarity
 from pytorch_metric_learning.losses import BaseMetricLossFunction, MultipleLosses
 from pytorch_metric_learning.miners import MultiSimilarityMiner
 
-from adapters import pml
+from losszoo_adapters import pml
 from losszoo import NormSoftmax, create_loss, get_loss_spec, list_losses
 from losszoo.errors import ConfigError
 from losszoo.losses.registry import LOSSES
@@ -91,7 +91,7 @@ def test_scoped_registry_leaves_no_pml_names():
 
 def test_importing_the_adapter_registers_nothing():
     before = list_losses()  # loads any entry points first
-    fresh = importlib.util.module_from_spec(importlib.util.find_spec("adapters.pml"))
+    fresh = importlib.util.module_from_spec(importlib.util.find_spec("losszoo_adapters.pml"))
     with LOSSES.scoped():
         fresh.__spec__.loader.exec_module(fresh)  # a second, throwaway import of the module
         assert list_losses() == before

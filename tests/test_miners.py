@@ -18,7 +18,7 @@ from pytorch_metric_learning.miners import (
 )
 from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 
-from adapters import pml
+from losszoo_adapters import pml
 from losszoo import Contrastive, CosFace, LiftedStructure, Margin, NormSoftmax, NPair, ProxyNCA, Triplet
 from losszoo.errors import ConfigError
 from losszoo.losses.functional import convert_to_pairs, convert_to_triplets

@@ -138,7 +138,7 @@ def _build_miner(config: TrainConfig, loss: LossSpec) -> nn.Module | None:
     if issubclass(loss.cls, MetricLoss) and loss.cls.compute_mined is MetricLoss.compute_mined:
         raise ConfigError(f"loss {loss.name!r} cannot use a miner: {loss.cls.miner_refusal}")
     try:
-        from adapters.pml import create_miner
+        from losszoo_adapters.pml import create_miner
     except ImportError as exc:  # pragma: no cover - pytorch-metric-learning is a dependency
         raise ConfigError(f"--miner needs pytorch-metric-learning: {exc}") from None
     return create_miner(config.miner, **config.miner_options)
