@@ -117,3 +117,44 @@ def test_protocol_and_validation_split_options_reach_the_config():
             config.eval_every) == ("holdout", 0.25, 4, 3, 7, 1)
     with pytest.raises(SystemExit):  # tuning trials run through losszoo tune only
         build_parser().parse_args(["train", "--protocol", "tune"])
+
+
+MY_LOSSES = '''
+from losszoo.losses import MetricLoss, register_loss
+
+
+@register_loss("mycenter", sampler="class_balanced", tags=("pair",))
+class MyCenter(MetricLoss):
+    """Mean squared distance of each embedding to its class mean (a toy loss)."""
+
+    def compute(self, embeddings, labels):
+        means = {int(c): embeddings[labels == c].mean(0) for c in labels.unique()}
+        return sum(((embeddings[labels == c] - m) ** 2).sum() for c, m in means.items()) / len(labels)
+'''
+
+
+def test_loss_module_registers_a_local_files_losses_for_one_command(tmp_path, capsys, loss_registry):
+    from losszoo.cli.main import main
+
+    path = tmp_path / "my_losses.py"
+    path.write_text(MY_LOSSES)
+    assert main(["list", "losses", "my*", "--loss-module", str(path)]) == 0
+    assert "mycenter" in capsys.readouterr().out
+    assert main(["list", "losses", "--loss-module", str(tmp_path / "missing.py")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--loss-module" in err and "missing.py: no such file" in err
+
+
+def test_loss_module_train_uses_the_new_loss(tmp_path, loss_registry):
+    import json
+
+    from losszoo.cli.main import main
+
+    path = tmp_path / "my_losses.py"
+    path.write_text(MY_LOSSES)
+    out = tmp_path / "run"
+    assert main(["train", "--loss-module", str(path), "--loss", "mycenter", "--max-classes", "5",
+                 "--batch-size", "10", "--samples-per-class", "5", "--dim", "8", "--epochs", "1",
+                 "--batches-per-epoch", "2", "--ks", "1", "--no-binary", "--no-progress",
+                 "--output", str(out)]) == 0
+    assert json.loads((out / "result.json").read_text())["loss"] == "mycenter"

@@ -30,7 +30,43 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(subparsers)
+    for command_parser in subparsers.choices.values():
+        command_parser.add_argument(
+            "--loss-module", dest="loss_module", action="append", metavar="FILE.py|MODULE[:FUNC]",
+            help="import a file or module first, registering its losses for this command "
+            "(MODULE:FUNC also calls FUNC()); repeatable")
     return parser
+
+
+def load_loss_modules(specs: list[str]) -> None:
+    """Import each ``--loss-module``: a ``.py`` file, a module name, or ``module:function``
+    (then call the function, like a plugin's entry point). Its ``register_loss`` calls register
+    its losses for this process."""
+    import importlib
+    import importlib.util
+    from pathlib import Path
+
+    from losszoo.errors import ConfigError
+
+    for spec in specs:
+        if spec.endswith(".py"):
+            path = Path(spec)
+            if not path.is_file():
+                raise ConfigError(f"--loss-module {spec}: no such file")
+            module_spec = importlib.util.spec_from_file_location(f"losszoo_user.{path.stem}", path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[module_spec.name] = module
+            module_spec.loader.exec_module(module)
+            continue
+        name, _, function = spec.partition(":")
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f"--loss-module {spec}: {exc}") from None
+        if function:
+            if not callable(getattr(module, function, None)):
+                raise ConfigError(f"--loss-module {spec}: {name} has no function {function!r}")
+            getattr(module, function)()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     try:
+        if args.loss_module:
+            load_loss_modules(args.loss_module)
         return args.run(args)
     except Exception as exc:
         if not isinstance(exc, user_errors()):
