@@ -178,3 +178,19 @@ def test_cli_exit_codes_on_a_real_process(tmp_path):
     assert "epochs must be >= 1" in bad.stderr and "Traceback" not in bad.stderr
     missing = _cli("eval", str(tmp_path / "nothing"), cwd=tmp_path)
     assert missing.returncode == 2 and "no checkpoint" in missing.stderr
+
+
+def test_a_long_epoch_is_announced_with_its_estimated_time(tmp_path, monkeypatch):
+    """A run whose epoch is estimated at over ESTIMATE_FROM_S seconds says so after a few batches."""
+    import io
+
+    from rich.console import Console
+
+    from losszoo.training import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "ESTIMATE_FROM_S", 0.0)  # any epoch counts as long here
+    buffer = io.StringIO()
+    config = tiny(loss="triplet", warmup_epochs=0, batches_per_epoch=4, lr_milestones=(1,))
+    trainer_module.train(config, tmp_path / "run", progress=False, console=Console(file=buffer, width=200))
+    text = buffer.getvalue()
+    assert "triplet: about" in text and "min per epoch on cpu" in text and "over the first 3" in text

@@ -65,6 +65,9 @@ from losszoo.training.plan import (
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
 PROGRESS_EVERY = 10  # batches between progress-bar updates
+# After this many batches of a run's first epoch, an epoch estimated at over ESTIMATE_FROM_S
+# seconds is announced (e.g. resnet50 on a CPU), so a long run never starts in silence.
+ESTIMATE_AFTER, ESTIMATE_FROM_S = 3, 60.0
 # From this many subsampled classes on, exact momentum SGD's O(C x D) step dominates (at 1M
 # classes, 46x a full-softmax step at 10k: benchmarks/bench_class_subsample.py), so the trainer
 # suggests --lazy-momentum.
@@ -87,6 +90,7 @@ class Run:
     scaler: torch.amp.GradScaler | None = None  # float16 only: bfloat16 needs no loss scaling
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
+    first_epoch: int = 0  # the first epoch this process trains (after a resume: the next one)
     next_epoch: int = 0
     context: DistContext = field(default_factory=DistContext)
     step_loss: nn.Module | None = None  # the loss as a step calls it (on the global batch)
@@ -206,7 +210,7 @@ def _restore(run: Run, state: dict[str, Any], path: Path) -> None:
     if run.scaler and state.get("scaler"):
         run.scaler.load_state_dict(state["scaler"])
     run.history, run.train_seconds = state["history"], state["train_seconds"]
-    run.next_epoch = state["next_epoch"]
+    run.next_epoch = run.first_epoch = state["next_epoch"]
 
 
 def check_output(plan: RunPlan, output_dir: Path, *, resume: bool) -> dict[str, Any] | None:
@@ -376,6 +380,7 @@ def _train_epoch(run: Run, epoch: int, bar: Progress, log: RunLog | None = None)
     # Step rows for log.csv, the loss kept on the device until the next progress update.
     pending: list[tuple[int, Any, list[float], float]] = []
     first_step, last = epoch * len(run.loader), start
+    first_epoch = run.first_epoch
     for step, (images, labels) in enumerate(run.loader, 1):
         lrs = [group["lr"] for group in run.optimizer.param_groups]
         images = images.to(run.device, non_blocking=True)
@@ -400,6 +405,8 @@ def _train_epoch(run: Run, epoch: int, bar: Progress, log: RunLog | None = None)
         if log is not None:
             pending.append((first_step + step, value.detach(), lrs, batch / max(now - last, 1e-9)))
         last = now
+        if step == ESTIMATE_AFTER and epoch == first_epoch:
+            _announce_epoch_time(bar.console, run, epoch, (now - start) / step)
         if step % PROGRESS_EVERY == 0 or step == len(run.loader):
             if pending:
                 losses = torch.stack([p[1] for p in pending]).float().tolist()
@@ -413,6 +420,16 @@ def _train_epoch(run: Run, epoch: int, bar: Progress, log: RunLog | None = None)
     if not warm:
         run.scheduler.step()
     return total_loss.item() / max(seen, 1)
+
+
+def _announce_epoch_time(console: Console, run: Run, epoch: int, seconds_per_batch: float) -> None:
+    per_epoch = seconds_per_batch * len(run.loader)
+    if per_epoch < ESTIMATE_FROM_S:
+        return
+    left = per_epoch * (run.config.total_epochs - epoch)
+    console.log(f"{run.config.loss}: about {per_epoch / 60:.1f} min per epoch on {run.device.type} "
+                f"({seconds_per_batch:.2f} s per batch over the first {ESTIMATE_AFTER}); "
+                f"about {left / 60:.0f} min for the {run.config.total_epochs - epoch} epochs left")
 
 
 def _average_local_loss_gradients(run: Run) -> None:
