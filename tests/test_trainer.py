@@ -194,3 +194,22 @@ def test_a_long_epoch_is_announced_with_its_estimated_time(tmp_path, monkeypatch
     trainer_module.train(config, tmp_path / "run", progress=False, console=Console(file=buffer, width=200))
     text = buffer.getvalue()
     assert "triplet: about" in text and "min per epoch on cpu" in text and "over the first 3" in text
+
+
+def test_extraction_reports_progress_lines():
+    import io
+
+    from rich.console import Console
+
+    from losszoo.training.inference import progress_lines
+
+    model = create_model("convnet4", dim=8, pretrained=False)
+    data = TensorDataset(torch.randn(25, 1, 28, 28), torch.arange(25) % 5)
+    calls = []
+    extract_embeddings(model, data, batch_size=10, report=lambda done, total: calls.append((done, total)))
+    assert calls == [(10, 25), (20, 25), (25, 25)]
+    buffer = io.StringIO()
+    report = progress_lines(Console(file=buffer, width=200), "embedding test", every=0.0)
+    report(10, 25)
+    report(25, 25)
+    assert "embedding test: 10/25 images" in buffer.getvalue() and "25/25" in buffer.getvalue()

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         model.load_state_dict(state["model"])
     data = final_test_data(plan, model)
     keep = embeddings_dir is not None or figure is not None
-    metrics = evaluate(plan, model, data, keep=keep)
+    metrics = evaluate(plan, model, data, keep=keep, console=Console(stderr=True))
     if keep:
         metrics, arrays = metrics
         _write_extras(arrays, data, config, embeddings_dir, figure, args)

@@ -124,7 +124,7 @@ def untrained_baseline(run: PlannedRun, console: Console) -> dict[str, Any]:
     plan = run.plan
     started = utc_now()
     model = build_model(plan)
-    metrics = evaluate(plan, model, final_test_data(plan, model))
+    metrics = evaluate(plan, model, final_test_data(plan, model), console=console)
     console.log(f"untrained network: R@1 {100 * metrics['recall@1']:.1f}")
     record = {"loss": UNTRAINED, "seed": plan.config.seed, "config": plan.config.to_dict(),
               "fingerprint": plan.config.fingerprint(exclude=_LOSS_SETTINGS), "metrics": metrics,

@@ -3,6 +3,8 @@ untrained baseline of ``losszoo compare``."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,12 +47,32 @@ def resolve_device(name: str | None) -> torch.device:
     return device
 
 
+Report = Callable[[int, int], None]  # (items done, items in all)
+REPORT_EVERY_S = 10.0
+
+
+def progress_lines(console: Any, label: str, every: float = REPORT_EVERY_S) -> Report:
+    """A :data:`Report` that logs ``label: done/total`` on ``console`` at most every ``every``
+    seconds (and at the end of a step that took longer): progress that shows in a log file too."""
+    start = last = time.perf_counter()
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        if now - last >= every or (done == total and now - start >= every):
+            console.log(f"{label}: {done}/{total} images ({now - start:.0f} s)")
+            last = now
+
+    return report
+
+
 @torch.no_grad()
 def extract_embeddings(
     model: nn.Module, dataset: Dataset, *, batch_size: int = 256, workers: int = 0,
-    device: torch.device | None = None,
+    device: torch.device | None = None, report: Report | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Unnormalized embeddings [N, dim] (float32, CPU) and labels [N] of a whole dataset."""
+    """Unnormalized embeddings [N, dim] (float32, CPU) and labels [N] of a whole dataset;
+    ``report(done, total)`` after each batch."""
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -60,6 +82,8 @@ def extract_embeddings(
         for images, targets in loader:
             chunks.append(model(images.to(device, non_blocking=True)).float().cpu())
             labels.append(torch.as_tensor(targets))
+            if report is not None:
+                report(sum(len(c) for c in labels), len(dataset))
     finally:
         model.train(was_training)
     return torch.cat(chunks), torch.cat(labels)
@@ -68,11 +92,14 @@ def extract_embeddings(
 def evaluate_model(
     model: nn.Module, data: EvalData, *, ks: tuple[int, ...], binary: bool = True,
     batch_size: int = 256, workers: int = 0, seed: int = 0, keep: bool = False,
+    console: Any = None,
 ) -> dict[str, Any] | tuple[dict[str, Any], EvalArrays]:
     """Recall@K, NMI, MAP@R and R-precision of ``model``; binary ones prefixed ``binary/``.
-    ``keep=True`` returns ``(metrics, EvalArrays)``: embeddings, labels and neighbours too."""
+    ``keep=True`` returns ``(metrics, EvalArrays)``: embeddings, labels and neighbours too.
+    ``console``: progress lines of a long extraction (see :func:`progress_lines`)."""
     def extract(dataset: Dataset) -> tuple[Tensor, Tensor]:
-        return extract_embeddings(model, dataset, batch_size=batch_size, workers=workers)
+        report = None if console is None else progress_lines(console, "embedding")
+        return extract_embeddings(model, dataset, batch_size=batch_size, workers=workers, report=report)
 
     # Under torchrun each rank embeds a share of the batches; every rank gets all embeddings.
     query, query_labels = distributed_embeddings(extract, data.query, batch_size)

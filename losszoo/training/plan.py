@@ -283,9 +283,11 @@ def final_test_data(plan: RunPlan, model: nn.Module) -> EvalData | None:
     return EvalData(*(_dataset(plan, model, split, train=False) for split in plan.eval_splits))
 
 
-def evaluate(plan: RunPlan, model: nn.Module, data: EvalData, *, keep: bool = False) -> Any:
+def evaluate(plan: RunPlan, model: nn.Module, data: EvalData, *, keep: bool = False,
+             console: Any = None) -> Any:
     """The one evaluate-a-model workflow: embeddings of ``data``, then every metric
-    (``keep=True``: and the arrays, see :func:`~losszoo.training.inference.evaluate_model`)."""
+    (``keep=True``: and the arrays; ``console``: progress lines; see
+    :func:`~losszoo.training.inference.evaluate_model`)."""
     config = plan.config
     return evaluate_model(model, data, ks=config.ks, binary=config.binary, workers=config.workers,
-                          seed=config.seed, keep=keep)
+                          seed=config.seed, keep=keep, console=console)

@@ -336,7 +336,7 @@ def _train_loop(run: Run, plan: RunPlan, output_dir: Path, progress: bool, conso
     metrics = None
     if test is not None:
         keep = on_test is not None and context.is_main
-        metrics = evaluate(plan, run.model, test, keep=keep)
+        metrics = evaluate(plan, run.model, test, keep=keep, console=console)
         if keep:
             metrics, arrays = metrics
             on_test(arrays, test)
