@@ -75,7 +75,11 @@ def cosine_logits(embeddings: Tensor, weights: Tensor) -> Tensor:
     Dividing the [B, C] products by the weight norms, instead of normalizing the [C, D]
     weights first, halves the time for C >> B: the backward pass then makes one elementwise
     pass over the weights instead of several. The norm is clamped at 1e-12 like F.normalize's.
+    Both sides are computed in their promoted dtype (float64 embeddings against float32
+    weights: float64; float16/bfloat16 embeddings: the weights' float32).
     """
+    dtype = torch.promote_types(embeddings.dtype, weights.dtype)
+    embeddings, weights = embeddings.to(dtype), weights.to(dtype)
     weight_norms = weights.norm(dim=1).clamp_min(1e-12)
     return (F.normalize(embeddings, dim=1) @ weights.T) / weight_norms
 
