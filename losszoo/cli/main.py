@@ -6,13 +6,13 @@ import argparse
 import sys
 
 from losszoo import __version__
-from losszoo.cli import compare, eval_cmd, list_cmd, train, tune
+from losszoo.cli import check_data, compare, eval_cmd, list_cmd, train, tune
 from losszoo.cli.options import HelpFormatter
 from losszoo.errors import LosszooError
 
 # Each command module imports torch and the harness only when its command runs, so that
 # `losszoo --help` and every `losszoo COMMAND --help` answer at once.
-COMMANDS = (list_cmd, train, eval_cmd, compare, tune)
+COMMANDS = (list_cmd, train, eval_cmd, compare, tune, check_data)
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

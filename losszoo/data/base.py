@@ -16,6 +16,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from losszoo.data.transforms import Augmentation, InputSpecLike, build_transform, image_mode
+from losszoo.errors import DataError
 
 
 def contiguous_labels(
@@ -64,12 +65,19 @@ class FileImageReader:
     def _open(self, item: str | os.PathLike) -> Image.Image:
         return Image.open(item)
 
+    def describe(self, item: str | os.PathLike) -> str:
+        """Where ``item`` is, for messages."""
+        return str(item)
+
     def __call__(self, item: str | os.PathLike, mode: str) -> Image.Image:
-        with self._open(item) as image:
-            image.load()
-            if self.invert:
-                image = ImageOps.invert(image.convert("L"))
-            return image.convert(mode)
+        try:
+            with self._open(item) as image:
+                image.load()
+                if self.invert:
+                    image = ImageOps.invert(image.convert("L"))
+                return image.convert(mode)
+        except (OSError, SyntaxError, ValueError, KeyError) as exc:  # PIL's (and a zip's) errors
+            raise DataError(f"cannot decode image {self.describe(item)}: {exc}") from exc
 
 
 class ZipImageReader(FileImageReader):
@@ -89,6 +97,9 @@ class ZipImageReader(FileImageReader):
         if self._handle is None or self._pid != os.getpid():
             self._handle, self._pid = zipfile.ZipFile(self.archive), os.getpid()
         return Image.open(io.BytesIO(self._handle.read(str(item))))
+
+    def describe(self, item: str | os.PathLike) -> str:
+        return f"{self.archive}:{item}"
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_handle": None, "_pid": None}
