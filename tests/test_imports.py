@@ -1,0 +1,98 @@
+"""The package's module-level import graph has no cycle, and its arrows point one way:
+cli -> training/tuning -> {models, data, losses, samplers, evaluation}; losses import only torch
+and shared helpers. Imports inside functions (the lazy ones that keep `--help` fast) are not
+module-level edges and do not count."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "losszoo"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def _resolve(name: str) -> str | None:
+    """The losszoo module an import names (a submodule if there is one, else its package)."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _edges(module: str) -> set[str]:
+    tree = ast.parse(MODULES[module].read_text())
+    found: set[str] = set()
+    for node in tree.body:  # module level only; `if TYPE_CHECKING:` blocks are skipped with it
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+        for name in names:
+            if name.startswith("losszoo"):
+                target = _resolve(name)
+                if target and target != module:
+                    found.add(target)
+    return found
+
+
+GRAPH = {module: _edges(module) for module in MODULES}
+
+
+def _layer(module: str) -> str:
+    return module.split(".")[1] if "." in module else ""
+
+
+def test_the_import_graph_has_no_cycle():
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+
+    def visit(module: str, stack: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(GRAPH[module]):
+            if state.get(target) == 1:
+                cycle = stack[stack.index(target):] + [target]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if target not in state:
+                visit(target, stack + [target])
+        state[module] = 2
+
+    for module in sorted(GRAPH):
+        if module not in state:
+            visit(module, [module])
+
+
+def test_arrows_point_from_the_cli_down():
+    lower = {"models", "data", "losses", "samplers", "evaluation"}
+    for module, targets in GRAPH.items():
+        layer = _layer(module)
+        for target in targets:
+            if layer in lower | {"training", "tuning", "distributed"}:
+                assert _layer(target) != "cli", f"{module} imports {target}"
+            if layer in lower:
+                assert _layer(target) not in {"training", "tuning"}, f"{module} imports {target}"
+
+
+def test_losses_import_only_torch_and_shared_helpers():
+    allowed_layers = {"losses", "hyperparams", "errors", "registry"}
+    for module, path in MODULES.items():
+        if _layer(module) != "losses":
+            continue
+        for target in GRAPH[module]:
+            assert _layer(target) in allowed_layers, f"{module} imports {target}"
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                roots = [a.name.split(".")[0] for a in node.names] if isinstance(node, ast.Import) \
+                    else [(node.module or "").split(".")[0]]
+                for root in roots:  # the standard library, torch, and losszoo's own helpers
+                    assert root in sys.stdlib_module_names or root in {"torch", "losszoo"}, \
+                        f"{module} imports {root}"
