@@ -88,6 +88,23 @@ def _split(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return options, settings
 
 
+def check_metric(metric: str, base: TrainConfig) -> None:
+    """``metric`` is one the validation evaluation of ``base`` reports (ConfigError if not)."""
+    names = ["map_at_r", "r_precision", "nmi", *(f"recall@{k}" for k in base.ks)]
+    if base.binary:
+        names += [f"binary/{name}" for name in names if name != "nmi"]
+    if metric not in names:
+        raise ConfigError(f"cannot tune on metric {metric!r}; the validation evaluation reports "
+                          f"{', '.join(names)}")
+
+
+def _loss_name(loss: str) -> str:
+    try:
+        return get_loss_spec(loss).name
+    except KeyError as exc:
+        raise ConfigError(exc.args[0]) from None
+
+
 def tune_loss(
     base: TrainConfig, loss: str, output_dir: Path, *, trials: int, metric: str = DEFAULT_METRIC,
     storage: str | None = None, sampler_seed: int = 0, console: Console | None = None,
@@ -96,7 +113,8 @@ def tune_loss(
     import optuna
 
     console = console or Console(stderr=True)
-    name = get_loss_spec(loss).name
+    check_metric(metric, base)
+    name = _loss_name(loss)
     folder = output_dir / folder_name(name)
     folder.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(output_dir / 'study.db').resolve()}"
@@ -199,6 +217,11 @@ def tune(
     """Tune every loss with the same budget; write ``best.toml`` in ``output_dir``."""
     if trials < 1:
         raise ConfigError(f"trials must be >= 1, got {trials}")
+    if not losses:
+        raise ConfigError("no loss to tune: --losses is empty")
+    check_metric(metric, base)
+    for loss in losses:  # every name and setting checked before the first file is written
+        plan_run(base.replace(loss=_loss_name(loss), protocol="tune"))
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     results = [tune_loss(base, loss, output_dir, trials=trials, metric=metric, storage=storage,

@@ -1,0 +1,36 @@
+"""Every command validates its whole plan before it writes anything: a bad name or value is a
+one-line error (exit 2) and the output folder is never created."""
+
+from __future__ import annotations
+
+import pytest
+
+from losszoo.cli.main import main
+
+TINY = ["--max-classes", "5", "--batch-size", "10", "--samples-per-class", "5", "--dim", "8",
+        "--epochs", "1", "--batches-per-epoch", "2", "--no-progress"]
+
+BAD = [
+    (["train", "--loss", "nosuchloss"], "nosuchloss"),
+    (["train", "--loss", "triplet", "--loss-option", "margin=nan"], "margin"),
+    (["train", "--loss", "margin", "--loss-option", "nu=-1"], "nu"),
+    (["train", "--loss", "triplet", "--ks", "1,100000"], "Recall@100000"),
+    (["train", "--loss", "triplet", "--backbone", "nosuchnet"], "nosuchnet"),
+    (["train", "--loss", "triplet", "--miner", "pml:NoSuchMiner"], "NoSuchMiner"),
+    (["compare", "--untuned", "--losses", "triplet,nosuchloss"], "nosuchloss"),
+    (["compare", "--untuned", "--losses", "triplet", "--loss-option", "triplet.mining=often"], "mining"),
+    (["compare", "--untuned", "--losses", "triplet", "--seeds", "0"], "seeds"),
+    (["tune", "--losses", "nosuchloss", "--trials", "1"], "nosuchloss"),
+    (["tune", "--losses", "triplet", "--trials", "1", "--metric", "recall@3"], "recall@3"),
+    (["tune", "--losses", "triplet", "--trials", "1", "--ks", "1,100000", "--max-classes", "40"],
+     "Recall@100000"),
+]
+
+
+@pytest.mark.parametrize("argv, named", BAD, ids=[" ".join(a[:4]) for a, _ in BAD])
+def test_bad_input_fails_before_any_file_is_written(tmp_path, capsys, argv, named):
+    output = tmp_path / "out"
+    assert main([argv[0], *TINY, *argv[1:], "--output", str(output)]) == 2  # the case's flags win
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("error:") and named in err, err
+    assert not output.exists()
