@@ -50,3 +50,23 @@ def test_check_data_on_good_data_exits_0(tmp_path, capsys):
         (tmp_path / bad).unlink()
     assert main(["check-data", "--dataset", "imagefolder", "--data-root", str(tmp_path)]) == 0
     assert "cannot decode" not in capsys.readouterr().out
+
+
+def test_colour_images_into_a_grey_backbone_are_announced(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from losszoo.training.config import TrainConfig
+    from losszoo.training.trainer import train
+
+    _folder(tmp_path)
+    for bad in ("alpha/3.jpg", "delta/3.png"):
+        (tmp_path / bad).unlink()
+    buffer = io.StringIO()
+    config = TrainConfig(loss="triplet", dataset="imagefolder", data_root=str(tmp_path), backbone="convnet4",
+                         pretrained=False, dim=8, batch_size=4, samples_per_class=2, epochs=1,
+                         warmup_epochs=0, batches_per_epoch=1, ks=(1,), binary=False, lr_milestones=(1,))
+    train(config, tmp_path / "run", progress=False, console=Console(file=buffer, width=300))
+    assert "note: imagefolder images have 3 channel(s) and convnet4 takes 1: they are converted (to grey)" \
+        in buffer.getvalue()

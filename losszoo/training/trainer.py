@@ -56,6 +56,7 @@ from losszoo.training.plan import (
     build_model,
     evaluate,
     final_test_data,
+    input_spec,
     plan_run,
     seed_everything,
     train_dataset,
@@ -281,6 +282,11 @@ def _train(plan: RunPlan, output_dir: Path, state: dict[str, Any] | None, progre
         console.log(f"hint: with {run.loss.num_classes:,} subsampled classes, exact momentum SGD "
                     "updates every class weight each step; --lazy-momentum updates only the "
                     "sampled rows (see docs/performance.md)")
+    channels = (plan.dataset.input_spec.channels, input_spec(plan, run.model).channels)
+    if channels[0] != channels[1]:
+        console.log(f"note: {plan.dataset.name} images have {channels[0]} channel(s) and "
+                    f"{config.backbone} takes {channels[1]}: they are converted "
+                    f"({'to grey' if channels[1] == 1 else 'grey to 3 equal channels'})")
     checkpoint = output_dir / CHECKPOINT
     if state is not None:
         _restore(run, state, checkpoint)
