@@ -34,3 +34,23 @@ def test_bad_input_fails_before_any_file_is_written(tmp_path, capsys, argv, name
     err = " ".join(capsys.readouterr().err.split())
     assert err.startswith("error:") and named in err, err
     assert not output.exists()
+
+
+def test_train_reads_the_config_files_loss_tables(tmp_path, capsys):
+    """train takes a flat [loss_options] table, or its loss's [loss_options.<loss>] and
+    [loss_settings.<loss>] tables (a best.toml); a bad value there is refused like any other."""
+    from losszoo.cli.options import config_from_args, file_loss_tables
+    from losszoo.cli.main import build_parser
+
+    flat = tmp_path / "flat.toml"
+    flat.write_text('[loss_options]\nmargin = "wide"\n')
+    output = tmp_path / "out"
+    assert main(["train", "--config", str(flat), "--loss", "triplet", *TINY, "--output", str(output)]) == 2
+    assert "margin must be a number, got 'wide'" in " ".join(capsys.readouterr().err.split())
+    assert not output.exists()
+    best = tmp_path / "best.toml"
+    best.write_text('[loss_options.lmcl]\nscale = 30.0\n[loss_settings.cosface]\nlr = 0.05\n'
+                    '[loss_options.triplet]\nmargin = 0.3\n')
+    args = build_parser().parse_args(["train", "--config", str(best), "--loss", "cosface"])
+    config, table = config_from_args(args)
+    assert file_loss_tables(table, config.loss) == ({"scale": 30.0}, {"lr": 0.05})

@@ -150,6 +150,27 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> tuple[TrainC
     return build_config(file_settings, command_line, overrides), table
 
 
+def file_loss_tables(table: dict[str, Any], loss: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A config file's hyperparameters and shared settings for the one loss ``loss`` trains: a
+    flat ``[loss_options]`` table, or the loss's own ``[loss_options.<loss>]`` and
+    ``[loss_settings.<loss>]`` tables (best.toml's, matched by canonical name or alias)."""
+    options = table.get("loss_options", {})
+    if options and not any(isinstance(v, dict) for v in options.values()):
+        return dict(options), {}
+    from losszoo.losses import get_loss_spec
+
+    def canonical(name: str) -> str:
+        try:
+            return get_loss_spec(name).name
+        except KeyError as exc:
+            raise ConfigError(f"{exc.args[0]} (a table of the config file)") from None
+
+    wanted = canonical(loss)
+    pick = lambda key: {k: v for name, values in table.get(key, {}).items()  # noqa: E731
+                        if canonical(name) == wanted for k, v in values.items()}
+    return pick("loss_options"), pick("loss_settings")
+
+
 def parse_loss_options(items: list[str] | None, flag: str = "--loss-option") -> dict[str, Any]:
     """``--loss-option temperature=0.1`` pairs, values parsed as numbers/booleans when they can be."""
     options: dict[str, Any] = {}

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from losszoo.cli.options import (HelpFormatter, add_log_options, add_training_options, config_from_args,
-                                 parse_loss_options, plain)
+                                 file_loss_tables, parse_loss_options, plain)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,8 +28,11 @@ def run(args: argparse.Namespace) -> int:
     from losszoo.training.checkpoint import folder_name
     from losszoo.training.trainer import train
 
-    options = parse_loss_options(args.loss_option)
-    config, _ = config_from_args(args, loss_options=options or None)
+    config, table = config_from_args(args)
+    options, settings = file_loss_tables(table, config.loss)
+    options.update(parse_loss_options(args.loss_option))  # the command line wins
+    config = config.replace(loss_options=options,
+                            **{k: v for k, v in settings.items() if getattr(args, k, None) is None})
     output = Path(args.output or f"runs/{config.dataset}-{folder_name(config.loss)}-seed{config.seed}")
     train(config, output, resume=args.resume, progress=args.progress, console=Console(stderr=True),
           tensorboard=args.tensorboard)
