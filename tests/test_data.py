@@ -253,6 +253,24 @@ def test_cub200_missing_and_partial_dataset_errors(tmp_path):
         load_split("cub200", "train", root=tmp_path)
 
 
+def test_cub200_list_in_another_format_names_the_file_and_line(tmp_path):
+    _make_cub(tmp_path)
+    labels = tmp_path / "CUB_200_2011" / "image_class_labels.txt"
+    lines = labels.read_text().splitlines()
+    labels.write_text("\n".join(lines[:2] + [line.replace(" ", ", ") for line in lines[2:]]) + "\n")
+    with pytest.raises(ValueError, match=rf"{labels}:3: expected '<image_id> <class id>' separated by a space"):
+        load_split("cub200", "train", root=tmp_path)
+    images = tmp_path / "CUB_200_2011" / "images.txt"
+    images.write_text(images.read_text().replace(" ", ",", 1))
+    with pytest.raises(ValueError, match=rf"{images}:1: expected"):
+        load_split("cub200", "train", root=tmp_path)
+    from losszoo.cli.main import main  # the command line: one line naming the file, exit 2
+
+    assert main(["train", "--dataset", "cub200", "--data-root", str(tmp_path), "--backbone", "convnet4",
+                 "--output", str(tmp_path / "run")]) == 2
+    assert not (tmp_path / "run").exists()
+
+
 # --------------------------------------------------------------------------------- CARS196 --
 def _make_cars(root: Path, classes=(1, 5, 98, 99, 120, 196), per_class=2) -> tuple[int, int]:
     """cars_annos.mat as Stanford ships it: a 1xN struct array 'annotations' (+ 'class_names')."""

@@ -19,13 +19,17 @@ FOLDER_NAMES = ("CUB_200_2011", "cub200", "CUB200", "cub")
 TRAIN_CLASSES = range(1, 101)
 
 
-def _read_pairs(path: Path) -> dict[str, str]:
+def _read_pairs(path: Path, *, integer_values: bool = False) -> dict[str, str]:
+    """``<image_id> <value>`` lines (space-separated, the archive's format); ValueError naming
+    the file and line of the first that is not."""
     pairs = {}
     for line_number, line in enumerate(path.read_text().splitlines(), 1):
         if line.strip():
             fields = line.split(maxsplit=1)
-            if len(fields) != 2:
-                raise ValueError(f"{path}:{line_number}: expected '<image_id> <value>', got {line!r}")
+            if len(fields) != 2 or not fields[0].isdigit() or (integer_values and not fields[1].strip().isdigit()):
+                value = "<class id>" if integer_values else "<value>"
+                raise ValueError(f"{path}:{line_number}: expected '<image_id> {value}' separated by a "
+                                 f"space, got {line!r}")
             pairs[fields[0]] = fields[1].strip()
     return pairs
 
@@ -41,7 +45,7 @@ def load_cub200(root: str | os.PathLike | None, split: str) -> ImageListing:
         source=SOURCE,
     )
     paths = _read_pairs(folder / "images.txt")
-    classes = _read_pairs(folder / "image_class_labels.txt")
+    classes = _read_pairs(folder / "image_class_labels.txt", integer_values=True)
     if set(paths) != set(classes):
         raise ValueError(
             f"CUB-200-2011 in {folder}: images.txt and image_class_labels.txt list different image ids"

@@ -168,6 +168,8 @@ def _read_split(dataset: DatasetSpec, split: str, config: TrainConfig) -> SplitL
     except OSError as exc:  # a missing or unreadable folder or list file
         detail = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)
         raise DataError(f"dataset {dataset.name!r} ({split} split): {detail}") from exc
+    except ValueError as exc:  # the loaders' word for a list file in another format
+        raise DataError(f"dataset {dataset.name!r} ({split} split): {exc}") from exc
     sizes = _class_sizes(source.raw_labels, getattr(source, "classes", None))
     if config.max_classes:
         sizes = sizes[: config.max_classes]
