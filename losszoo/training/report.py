@@ -111,7 +111,10 @@ def caption(records: Sequence[dict[str, Any]], tuning: dict[str, Any] | None = N
                                  for name, s in splits.items()) + "]"
     batch = ""
     if config.get("batch_size"):
-        batch = f", batch {config['batch_size']} ({config.get('samples_per_class')} per class)"
+        per_class = {r["config"].get("samples_per_class") for r in trained if "config" in r}
+        per_class_text = (f"{config.get('samples_per_class')} per class" if len(per_class) <= 1
+                          else "images per class set per loss")
+        batch = f", batch {config['batch_size']} ({per_class_text})"
     seed_list = sorted({r["seed"] for r in trained if "seed" in r})
     seed_text = f" ({', '.join(map(str, seed_list))})" if seed_list else ""
     return (f"{how}; {config.get('epochs')} epochs (+{config.get('warmup_epochs')} warm-up){batch}, "
