@@ -1,7 +1,8 @@
 """Batch normalisation over the global batch on CPU (``nn.SyncBatchNorm`` is CUDA-only).
 
-In training mode the mean and (biased) variance are sums over every rank's samples, reduced
-with the differentiable ``torch.distributed.nn.functional.all_reduce``, so outputs, gradients
+In training mode the mean and then the (biased) variance, in two passes as BatchNorm computes
+them, are sums over every rank's samples, reduced with the differentiable
+``torch.distributed.nn.functional.all_reduce``, so outputs, gradients
 and the running statistics (unbiased variance, as BatchNorm keeps) equal one BatchNorm on the
 concatenated batch. Evaluation mode uses the running statistics, as BatchNorm does.
 """
@@ -28,15 +29,18 @@ class GlobalBatchNorm(_BatchNorm):
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(input)
         dims = [0, *range(2, input.dim())]
-        count = torch.tensor(float(input.numel() // input.shape[1]), dtype=input.dtype,
-                             device=input.device)
-        moments = torch.cat([input.sum(dims), (input * input).sum(dims), count[None]])
-        with quiet_deprecation():
-            moments = dist_fn.all_reduce(moments)
         channels = input.shape[1]
-        total = moments[-1]
-        mean = moments[:channels] / total
-        variance = moments[channels:2 * channels] / total - mean * mean
+        shape = [1, channels] + [1] * (input.dim() - 2)
+        count = torch.tensor(float(input.numel() // channels), dtype=input.dtype, device=input.device)
+        # Two passes, as BatchNorm computes them: the global mean, then the global sum of squared
+        # deviations from it (E[x^2] - E[x]^2 in one pass loses digits to cancellation in float32).
+        with quiet_deprecation():
+            sums = dist_fn.all_reduce(torch.cat([input.sum(dims), count[None]]))
+        total = sums[-1]
+        mean = sums[:channels] / total
+        centered = input - mean.view(shape)
+        with quiet_deprecation():
+            variance = dist_fn.all_reduce((centered * centered).sum(dims)) / total
         if self.track_running_stats and self.running_mean is not None:
             with torch.no_grad():
                 self.num_batches_tracked += 1
@@ -45,8 +49,7 @@ class GlobalBatchNorm(_BatchNorm):
                 unbiased = variance * total / (total - 1).clamp_min(1)
                 self.running_mean.mul_(1 - momentum).add_(momentum * mean.detach())
                 self.running_var.mul_(1 - momentum).add_(momentum * unbiased.detach())
-        shape = [1, channels] + [1] * (input.dim() - 2)
-        output = (input - mean.view(shape)) * torch.rsqrt(variance.view(shape) + self.eps)
+        output = centered * torch.rsqrt(variance.view(shape) + self.eps)
         if self.affine:
             output = output * self.weight.view(shape) + self.bias.view(shape)
         return output
