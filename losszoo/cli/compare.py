@@ -16,7 +16,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                    formatter_class=HelpFormatter)
     parser.add_argument("--losses", type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
                         help="comma-separated loss names (default: every registered loss)")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per loss (default: 1, or the config file's seeds: 3 in the shipped omniglot preset)")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="seeds per loss (default: 1, or the config file's seeds: 3 in the "
+                        "shipped omniglot preset)")
     parser.add_argument("--loss-option", action="append", metavar="LOSS.NAME=VALUE",
                         help="one loss's hyperparameter, e.g. cosface.scale=64; repeatable; "
                         "wins over the config file's [loss_options.<loss>] tables")
