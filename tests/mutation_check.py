@@ -47,12 +47,14 @@ def main() -> int:
                 return 2
             path.write_text(source.replace(original, mutated))
             env = {**os.environ, "PYTHONPATH": str(copy)}
-            done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+            done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider",
                                    *targets], cwd=copy, env=env, capture_output=True, text=True)
             caught = done.returncode != 0
             survived += not caught
+            failed = [line.split("::")[-1].split(" ")[0] for line in done.stdout.splitlines()
+                      if line.startswith(("FAILED", "ERROR"))]
             last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-200:]
-            print(f"{'caught  ' if caught else 'SURVIVED'} {name}: {last}")
+            print(f"{'caught  ' if caught else 'SURVIVED'} {name}: {', '.join(failed) or last}")
     return 1 if survived else 0
 
 
