@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from losszoo.distributed import init_distributed
-    from losszoo.training.compare import canonical_name, compare
+    from losszoo.training.compare import compare
+    from losszoo.training.plan import loss_name
     from losszoo.training.config import TrainConfig, tuned_preset
     from losszoo.tuning.study import SCHEDULE
 
@@ -53,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
     seeds = args.seeds if args.seeds is not None else table.get("seeds", 1)
     output = Path(args.output or f"runs/compare-{config.dataset}-{config.backbone}-{config.dim}")
     if args.losses:  # a config file (e.g. the shipped preset) may cover more losses than compared
-        wanted = {canonical_name(name) for name in args.losses}
+        wanted = {loss_name(name) for name in args.losses}
         for key in ("loss_options", "loss_settings"):
-            table[key] = {k: v for k, v in table.get(key, {}).items() if canonical_name(k) in wanted}
+            table[key] = {k: v for k, v in table.get(key, {}).items() if loss_name(k) in wanted}
     options, settings = loss_options(args, table), loss_settings(table)
     tuning = table.get("tuning")
     if tuning:  # tuned values hold for the schedule they were tuned under

@@ -157,12 +157,12 @@ def file_loss_tables(table: dict[str, Any], loss: str) -> tuple[dict[str, Any], 
     options = table.get("loss_options", {})
     if options and not any(isinstance(v, dict) for v in options.values()):
         return dict(options), {}
-    from losszoo.losses import get_loss_spec
+    from losszoo.training.plan import loss_name
 
     def canonical(name: str) -> str:
         try:
-            return get_loss_spec(name).name
-        except KeyError as exc:
+            return loss_name(name)
+        except ConfigError as exc:
             raise ConfigError(f"{exc.args[0]} (a table of the config file)") from None
 
     wanted = canonical(loss)

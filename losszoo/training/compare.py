@@ -20,10 +20,10 @@ from rich.console import Console
 
 from losszoo.distributed import init_distributed
 from losszoo.errors import ConfigError, OutputError
-from losszoo.losses import get_loss_spec, list_losses
+from losszoo.losses import list_losses
 from losszoo.training.checkpoint import folder_name, output_lock, read_json, write_json
 from losszoo.training.config import TrainConfig
-from losszoo.training.plan import RunPlan, build_model, evaluate, final_test_data, plan_run
+from losszoo.training.plan import RunPlan, build_model, evaluate, final_test_data, loss_name, plan_run
 from losszoo.training.provenance import provenance, utc_now
 from losszoo.training.report import write_report
 from losszoo.training.trainer import RESULT, check_output, train
@@ -71,11 +71,11 @@ def plan_comparison(
     if losses is not None and not losses:
         raise ConfigError("no loss to compare: --losses is empty")
     names = list(losses) if losses else [n for n in list_losses() if ":" not in n]
-    canonical = [canonical_name(name) for name in names]
+    canonical = [loss_name(name) for name in names]
     by_name: dict[str, dict[str, Any]] = {}  # an alias's options merge into its loss's, none dropped
     for name, options in (loss_options or {}).items():
-        by_name.setdefault(canonical_name(name), {}).update(options)
-    settings_by_name = {canonical_name(name): dict(values) for name, values in (loss_settings or {}).items()}
+        by_name.setdefault(loss_name(name), {}).update(options)
+    settings_by_name = {loss_name(name): dict(values) for name, values in (loss_settings or {}).items()}
     unknown = sorted((set(by_name) | set(settings_by_name)) - set(canonical))
     if unknown:
         raise ConfigError(f"loss options given for losses not compared: {', '.join(unknown)}")
@@ -109,14 +109,6 @@ def _saver(folder: Path, loss: str) -> Any:
         retrieval_figure(folder / RETRIEVAL_FIGURE, arrays, data, title=f"{loss}: test queries")
 
     return save
-
-
-def canonical_name(name: str) -> str:
-    """The registered name of loss ``name`` (an alias or a prefixed name); ConfigError if unknown."""
-    try:
-        return get_loss_spec(name).name
-    except KeyError as exc:
-        raise ConfigError(exc.args[0]) from None
 
 
 def untrained_baseline(run: PlannedRun, console: Console) -> dict[str, Any]:

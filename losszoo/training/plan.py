@@ -144,6 +144,11 @@ def _build_miner(config: TrainConfig, loss: LossSpec) -> nn.Module | None:
     return create_miner(config.miner, **config.miner_options)
 
 
+def loss_name(name: str) -> str:
+    """The registered name of loss ``name`` (an alias or a prefixed name); ConfigError if unknown."""
+    return _lookup(get_loss_spec, name).name
+
+
 def _lookup(find: Any, name: str) -> Any:
     try:
         return find(name)

@@ -27,7 +27,7 @@ from losszoo.hyperparams import Choice, LogUniform, SearchRange
 from losszoo.losses import get_loss_spec
 from losszoo.training.checkpoint import atomic_write, folder_name, write_json, write_text
 from losszoo.training.config import TrainConfig
-from losszoo.training.plan import plan_run
+from losszoo.training.plan import loss_name, plan_run
 from losszoo.training.trainer import train
 
 # Shared knobs that interact with every loss (Musgrave et al. 2020 tune lr per loss; the batch
@@ -98,13 +98,6 @@ def check_metric(metric: str, base: TrainConfig) -> None:
                           f"{', '.join(names)}")
 
 
-def _loss_name(loss: str) -> str:
-    try:
-        return get_loss_spec(loss).name
-    except KeyError as exc:
-        raise ConfigError(exc.args[0]) from None
-
-
 def tune_loss(
     base: TrainConfig, loss: str, output_dir: Path, *, trials: int, metric: str = DEFAULT_METRIC,
     storage: str | None = None, sampler_seed: int = 0, console: Console | None = None,
@@ -114,7 +107,7 @@ def tune_loss(
 
     console = console or Console(stderr=True)
     check_metric(metric, base)
-    name = _loss_name(loss)
+    name = loss_name(loss)
     folder = output_dir / folder_name(name)
     folder.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(output_dir / 'study.db').resolve()}"
@@ -221,7 +214,7 @@ def tune(
         raise ConfigError("no loss to tune: --losses is empty")
     check_metric(metric, base)
     for loss in losses:  # every name and setting checked before the first file is written
-        plan_run(base.replace(loss=_loss_name(loss), protocol="tune"))
+        plan_run(base.replace(loss=loss_name(loss), protocol="tune"))
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     results = [tune_loss(base, loss, output_dir, trials=trials, metric=metric, storage=storage,
