@@ -4,6 +4,11 @@ A :class:`Registry` maps lowercase names (and aliases) to entries, lists them wi
 patterns, suggests close names for typos, and can pull extra entries from a Python entry-point
 group when first listed or asked for a name it does not have (how third-party packages add
 losses, in the style of timm's ``@register_model`` and torchvision's ``get_model``).
+
+A plugin whose every name reads ``<prefix>:<name>`` (the PML adapter: ``pml:*``) is declared
+in the group ``<group>.namespaces`` under the entry-point name ``<prefix>``. It is imported
+only when one of its names is asked for, or when a listing includes namespaces, so that the
+zoo's own names (and ``losszoo list``) never pay for importing a large third-party library.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import fnmatch
 import re
 import warnings
 from collections.abc import Iterator
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -48,10 +53,12 @@ class Registry(Generic[T]):
         self._entries: dict[str, T] = {}
         self._aliases: dict[str, str] = {}
         self._plugins_loaded = entry_point_group is None
+        self._namespaces_loaded: set[str] = set()
 
     def reload_plugins(self) -> None:
-        """Read the entry-point group again (after installing a plugin in a running process)."""
+        """Read the entry-point groups again (after installing a plugin in a running process)."""
         self._plugins_loaded = self.entry_point_group is None
+        self._namespaces_loaded = set()
         self._load_plugins()
 
     # -- writing ------------------------------------------------------------------------------
@@ -77,18 +84,22 @@ class Registry(Generic[T]):
     def scoped(self) -> Iterator[Registry[T]]:
         """Undo every registration made inside the block (for tests and notebooks)."""
         self._load_plugins()
-        saved = dict(self._entries), dict(self._aliases), self._plugins_loaded
+        saved = dict(self._entries), dict(self._aliases), self._plugins_loaded, set(self._namespaces_loaded)
         try:
             yield self
         finally:
-            self._entries, self._aliases, self._plugins_loaded = saved
+            self._entries, self._aliases, self._plugins_loaded, self._namespaces_loaded = saved
 
     # -- reading ------------------------------------------------------------------------------
     def canonical(self, name: str) -> str:
         """Resolve an alias to its canonical name; raise ``KeyError`` with suggestions."""
         key = name.lower() if isinstance(name, str) else name
         if key not in self._entries and key not in self._aliases:
-            self._load_plugins()
+            prefix = key.partition(":")[0] if isinstance(key, str) and ":" in key else None
+            if prefix in self.namespaces():
+                self._load_namespace(prefix)
+            else:
+                self._load_plugins()
         if key in self._entries:
             return key
         if key in self._aliases:
@@ -101,10 +112,21 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         return self._entries[self.canonical(name)]
 
-    def names(self, pattern: str = "*") -> list[str]:
-        """Canonical names matching the fnmatch ``pattern``, sorted."""
+    def names(self, pattern: str = "*", *, namespaced: bool = True) -> list[str]:
+        """Canonical names matching the fnmatch ``pattern``, sorted; only names without a
+        ``prefix:`` when ``namespaced`` is false (and then no namespace plugin is imported)."""
         self._load_plugins()
-        return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern.lower()))
+        if namespaced:
+            for prefix in self.namespaces():
+                self._load_namespace(prefix)
+        return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern.lower())
+                      and (namespaced or ":" not in n))
+
+    def namespaces(self) -> list[str]:
+        """The prefixes declared by namespace plugins (entry-point names; nothing imported)."""
+        if self.entry_point_group is None:
+            return []
+        return sorted({ep.name for ep in entry_points(group=f"{self.entry_point_group}.namespaces")})
 
     def aliases(self) -> dict[str, str]:
         self._load_plugins()
@@ -123,15 +145,25 @@ class Registry(Generic[T]):
             return
         self._plugins_loaded = True  # set first: a plugin's own registration reads the registry
         for ep in entry_points(group=self.entry_point_group):
-            try:
-                loaded = ep.load()
-                if callable(loaded) and not isinstance(loaded, type):
-                    loaded()  # a `register()` hook function
-            except Exception as exc:  # a broken plugin must never break the zoo
-                warnings.warn(
-                    f"losszoo: could not load {self.kind} plugin {ep.name!r} ({ep.value}) "
-                    f"from entry-point group {self.entry_point_group!r}: {exc!r}",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
+            self._load_entry_point(ep)
+
+    def _load_namespace(self, prefix: str) -> None:
+        if prefix in self._namespaces_loaded:
+            return
+        self._namespaces_loaded.add(prefix)
+        for ep in entry_points(group=f"{self.entry_point_group}.namespaces", name=prefix):
+            self._load_entry_point(ep)
+
+    def _load_entry_point(self, ep: EntryPoint) -> None:
+        try:
+            loaded = ep.load()
+            if callable(loaded) and not isinstance(loaded, type):
+                loaded()  # a `register()` hook function
+        except Exception as exc:  # a broken plugin must never break the zoo
+            warnings.warn(
+                f"losszoo: could not load {self.kind} plugin {ep.name!r} ({ep.value}) "
+                f"from entry-point group {ep.group!r}: {exc!r}",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 

@@ -72,13 +72,16 @@ def test_eval_help_shows_only_what_eval_uses(capsys):
 
 
 def test_piped_list_is_complete_markdown():
-    """Off a terminal the tables are Markdown with every cell whole; ``*`` lists the adapted
-    (pml:) losses by name, ``pml:*`` in the table with their defaults."""
+    """Off a terminal the tables are Markdown with every cell whole; ``*`` tables the zoo's own
+    losses and points to ``pml:*`` without importing PML (or torchvision: both are slow imports),
+    ``pml:*`` tables the adapted losses with their defaults."""
     from losszoo.cli.list_cmd import loss_rows
     from losszoo.losses import list_losses
 
-    probe = "import sys; from losszoo.cli.main import main; sys.exit(main(['list', 'losses', sys.argv[1]]))"
-    for pattern, tabled in (("*", [n for n in list_losses("*") if ":" not in n]), ("pml:*", list_losses("pml:*"))):
+    probe = ("import sys; from losszoo.cli.main import main; code = main(['list', 'losses', sys.argv[1]]); "
+             "print('SLOW_IMPORTS', sorted(m for m in ('pytorch_metric_learning', 'torchvision') if m in sys.modules)); "
+             "sys.exit(code)")
+    for pattern, tabled in (("*", list_losses("*", namespaced=False)), ("pml:*", list_losses("pml:*"))):
         done = run_python(probe, pattern)
         assert done.returncode == 0, done.stderr
         out = done.stdout
@@ -87,7 +90,11 @@ def test_piped_list_is_complete_markdown():
         for row in loss_rows(tabled):
             assert "| " + " | ".join(row) + " |" in out, row[0]
         if pattern == "*":
-            assert all(name in " ".join(out.split()) for name in list_losses("pml:*"))
+            assert not any(name in out for name in list_losses("pml:*"))
+            assert "losszoo list losses 'pml:*'" in " ".join(out.split())
+            assert "SLOW_IMPORTS []" in out
+        else:
+            assert "SLOW_IMPORTS ['pytorch_metric_learning']" in out
 
 
 def test_compare_table_is_markdown_off_a_terminal(tmp_path):

@@ -26,4 +26,4 @@ def test_every_package_folder_is_installed_under_a_losszoo_name():
 
 def test_the_pml_entry_point_names_the_installed_module():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["entry-points"]["losszoo.losses"]["pml"] == "losszoo_adapters.pml:register"
+    assert project["entry-points"]["losszoo.losses.namespaces"]["pml"] == "losszoo_adapters.pml:register"

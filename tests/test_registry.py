@@ -114,12 +114,12 @@ def test_class_weight_losses_need_num_classes():
         create_loss("normsoftmax", embedding_dim=8)
 
 
-def _write_distribution(root, dist, module, body, entry_points):
+def _write_distribution(root, dist, module, body, entry_points, group="losszoo.losses"):
     (root / f"{module}.py").write_text(textwrap.dedent(body))
     info = root / f"{dist}-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[losszoo.losses]\n" + entry_points)
+    (info / "entry_points.txt").write_text(f"[{group}]\n" + entry_points)
 
 
 @pytest.fixture
@@ -163,6 +163,34 @@ def test_broken_plugin_warns_and_names_itself(plugin_path, loss_registry):
         loss_registry.reload_plugins()
     assert any("'broken'" in str(w.message) and "boom" in str(w.message) for w in caught)
     assert "normsoftmax" in list_losses()  # the zoo still works
+
+
+def test_namespace_plugin_is_imported_only_for_its_prefix(plugin_path, loss_registry):
+    _write_distribution(
+        plugin_path, "zoo-ns-demo", "zoo_ns_demo",
+        """
+        import losszoo
+
+        def register():
+            @losszoo.register_loss("nsdemo:one", sampler="class_balanced")
+            class One(losszoo.MetricLoss):
+                def compute(self, embeddings, labels):
+                    return embeddings.sum() * 0
+        """,
+        "nsdemo = zoo_ns_demo:register\n",
+        group="losszoo.losses.namespaces",
+    )
+    loss_registry.reload_plugins()
+    assert loss_registry.namespaces() == sorted({"nsdemo", *loss_registry.namespaces()})
+    assert "nsdemo:one" not in list_losses(namespaced=False)
+    assert "zoo_ns_demo" not in sys.modules  # a plain listing and built-in lookups skip it
+    get_loss_spec("normsoftmax")
+    assert "zoo_ns_demo" not in sys.modules
+    assert get_loss_spec("NSDemo:One").name == "nsdemo:one"  # its prefix imports it
+    assert "zoo_ns_demo" in sys.modules
+    assert "nsdemo:one" in list_losses("*:one")
+    with pytest.raises(KeyError, match="unknown loss 'nsdemo:two'"):
+        get_loss_spec("nsdemo:two")
 
 
 def test_built_in_lookups_import_no_plugin_and_a_miss_loads_them():

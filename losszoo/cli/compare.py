@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         from losszoo.losses import list_losses
         from losszoo.tuning import tune
 
-        names = losses or [n for n in list_losses() if ":" not in n]
+        names = losses or list_losses(namespaced=False)
         results = tune(config.replace(protocol="tune", eval_every=0), output / "tune", losses=names,
                        trials=args.tune, metric=args.metric, storage=args.storage,
                        command=command_line(args), console=Console(stderr=True))

@@ -43,18 +43,18 @@ def print_losses_table(console: Any, names: list[str]) -> None:
 
 
 def print_losses(console: Any, pattern: str) -> None:
-    """The zoo's own losses in a table; adapter-namespaced ones (``pml:*``) by name only,
-    unless the pattern asks for them."""
-    from losszoo.losses import list_losses
+    """The losses matching ``pattern`` in a table. The plain listing leaves out the names of
+    namespace plugins (``pml:*``: importing PML alone takes longer than the rest) and says how
+    to list them."""
+    from losszoo.losses import LOSSES, list_losses
 
-    names = list_losses(pattern)
-    namespaced = [n for n in names if ":" in n]
-    if pattern != "*" or not namespaced:
-        print_losses_table(console, names)
+    if pattern != "*":
+        print_losses_table(console, list_losses(pattern))
         return
-    print_losses_table(console, [n for n in names if ":" not in n])
-    console.print(f"[bold]adapted losses[/bold] ({len(namespaced)}; `losszoo list losses 'pml:*'` "
-                  "shows their defaults): " + ", ".join(namespaced))
+    print_losses_table(console, list_losses(namespaced=False))
+    for prefix in LOSSES.namespaces():
+        console.print(f"[bold]{prefix}:<name>[/bold] losses of a plugin: "
+                      f"`losszoo list losses '{prefix}:*'` lists them with their defaults")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from losszoo.tuning import tune
 
     config, table = config_from_args(args, protocol="tune")
-    losses = args.losses or table.get("losses") or [n for n in list_losses() if ":" not in n]
+    losses = args.losses or table.get("losses") or list_losses(namespaced=False)
     output = Path(args.output or f"runs/tune-{config.dataset}-{config.backbone}-{config.dim}")
     tune(config.replace(eval_every=0), output, losses=losses, trials=args.trials, metric=args.metric,
          storage=args.storage, sampler_seed=args.sampler_seed, command=command_line(args),

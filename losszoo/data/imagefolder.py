@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
-
 from losszoo.data.base import ImageListing
 from losszoo.data.registry import register_dataset
 
@@ -18,6 +16,8 @@ from losszoo.data.registry import register_dataset
 @register_dataset("imagefolder", aliases=("folder",))
 def load_imagefolder(root: str | os.PathLike | None, split: str, train_fraction: float = 0.5) -> ImageListing:
     """One sub-folder per class; the first half of the sorted classes train, the rest test."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
     if root is None:
         raise ValueError("imagefolder needs root: a folder with one sub-folder of images per class")
     if not 0.0 < train_fraction < 1.0:

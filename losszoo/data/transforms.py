@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchvision import transforms as T
+
+if TYPE_CHECKING:  # torchvision is imported when a transform is built: it costs ~2 s
+    from torchvision import transforms as T
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -97,6 +99,8 @@ def image_mode(spec: InputSpecLike) -> str:
 
 
 def _crop_steps(spec: InputSpecLike, train: bool, augmentation: Augmentation) -> list:
+    from torchvision import transforms as T
+
     if train:
         steps: list = [T.RandomCrop(spec.image_size, padding=augmentation.crop_padding or None)]
         if augmentation.horizontal_flip:
@@ -110,6 +114,8 @@ def build_transform(
     spec: InputSpecLike, *, train: bool, augmentation: Augmentation = PAPER_AUGMENTATION
 ) -> T.Compose:
     """PIL image -> normalized ``[C, image_size, image_size]`` tensor (paper Sec. 4.1)."""
+    from torchvision import transforms as T
+
     check_input_spec(spec)
     return T.Compose(
         [

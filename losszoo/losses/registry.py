@@ -210,9 +210,10 @@ def register_loss(
     return wrap
 
 
-def list_losses(pattern: str = "*") -> list[str]:
-    """Registered loss names matching the fnmatch ``pattern`` (e.g. ``"*softmax*"``), sorted."""
-    return LOSSES.names(pattern)
+def list_losses(pattern: str = "*", *, namespaced: bool = True) -> list[str]:
+    """Registered loss names matching the fnmatch ``pattern`` (e.g. ``"*softmax*"``), sorted;
+    only names without a namespace (no ``pml:*``, ``example:*``) if ``namespaced`` is false."""
+    return LOSSES.names(pattern, namespaced=namespaced)
 
 
 def get_loss_spec(name: str) -> LossSpec:

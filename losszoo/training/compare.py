@@ -70,7 +70,7 @@ def plan_comparison(
         raise ConfigError(f"seeds must be >= 1, got {seeds}")
     if losses is not None and not losses:
         raise ConfigError("no loss to compare: --losses is empty")
-    names = list(losses) if losses else [n for n in list_losses() if ":" not in n]
+    names = list(losses) if losses else list_losses(namespaced=False)
     canonical = [loss_name(name) for name in names]
     by_name: dict[str, dict[str, Any]] = {}  # an alias's options merge into its loss's, none dropped
     for name, options in (loss_options or {}).items():
