@@ -538,3 +538,21 @@ def test_ties_are_broken_at_random_not_in_dataset_order(binary):
     recall = [evaluate(embeddings, labels, ks=(1,), metrics=("recall",), binary=binary,
                        seed=seed)["recall@1"] for seed in range(5)]
     assert 0.7 < np.mean(recall) < 0.95
+
+
+def test_search_progress_reports_every_block_and_changes_no_metric():
+    """``report`` sees the searched query count grow to the total; chunked searching for
+    progress gives the same metrics (float and binary) as one search, up to summation order."""
+    embeddings, labels = clustered(np.random.default_rng(3), [6] * 40, dim=16, spread=0.8)
+    for binary in (False, True):
+        calls: list[tuple[int, int]] = []
+        reported = evaluate(embeddings, labels, ks=KS, binary=binary, chunk_size=50,
+                            report=lambda done, total: calls.append((done, total)))
+        whole = evaluate(embeddings, labels, ks=KS, binary=binary)
+        assert reported.pop("nmi_average") == whole.pop("nmi_average")
+        assert reported == pytest.approx(whole, rel=1e-12)  # sums taken per chunk: last-bit order
+        assert [done for done, _ in calls] == list(range(50, 240, 50)) + [240]
+        assert {total for _, total in calls} == {240}
+    assert knn.progress_chunk_size(100_000, k=1000) == 5000  # about 20 calls
+    assert knn.progress_chunk_size(500, k=10) == 4096  # never below faiss's query block
+    assert knn.progress_chunk_size(10**9, k=1000) == knn.SEARCH_RESULT_BYTES // (12 * 1001)

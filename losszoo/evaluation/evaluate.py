@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +78,7 @@ def evaluate(
     chunk_size: int | None = None,
     distance: str = "cosine",
     return_neighbors: bool = False,
+    report: Callable[[int, int], None] | None = None,
 ) -> dict[str, float | str] | tuple[dict[str, float | str], Neighbors | None]:
     """Retrieval and clustering metrics of embeddings (torch tensors or numpy arrays, any scale).
 
@@ -104,6 +105,8 @@ def evaluate(
     its ``mean_average_precision_at_r`` is ``map_at_r`` (see docs/evaluation.md).
     ``return_neighbors=True`` returns ``(metrics, Neighbors)``: the neighbours of that one
     search, mapped back to the input order (None when only NMI was asked for).
+    ``report(done, total)`` is called as query blocks are searched (progress of a long search;
+    the calls then hold about a twentieth of the queries each, see ``knn.progress_chunk_size``).
     """
     if distance not in DISTANCES:
         raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
@@ -148,6 +151,7 @@ def evaluate(
             seed=seed,
             distance=distance,
             keep=found if return_neighbors else None,
+            report=report,
         )
     results: dict[str, float | str] = {}
     for name in requested:
@@ -180,6 +184,7 @@ def _retrieval_metrics(
     seed: int,
     distance: str = "cosine",
     keep: list[Neighbors] | None = None,
+    report: Callable[[int, int], None] | None = None,
 ) -> dict[str, float]:
     """Recall@K / MAP@R / R-precision from one neighbour search (``gallery=None``: same set)."""
     # Break distance ties (equal binary codes, duplicated images) in a seeded random order, not
@@ -207,6 +212,8 @@ def _retrieval_metrics(
         query_rows = knn.binarize(queries)
         gallery_rows = None if gallery is None else knn.binarize(gallery)
 
+    if report is not None and chunk_size is None:
+        chunk_size = knn.progress_chunk_size(queries.shape[0], k)
     hits = dict.fromkeys(ks, 0)
     sums = dict.fromkeys(wants_r, 0.0)
     blocks: list[np.ndarray] = []
@@ -214,6 +221,8 @@ def _retrieval_metrics(
         query_rows, k, gallery=gallery_rows, metric=metric, backend=backend, chunk_size=chunk_size
     ):
         stop = start + neighbors.shape[0]
+        if report is not None:
+            report(stop, queries.shape[0])
         if keep is not None:
             blocks.append(neighbors)
         relevant = relevance(reference_labels[neighbors], query_labels[start:stop])

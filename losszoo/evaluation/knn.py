@@ -223,6 +223,13 @@ def _prepare(rows: np.ndarray | Any, metric: str, name: str) -> np.ndarray:
     return np.ascontiguousarray(codes)
 
 
+def progress_chunk_size(num_queries: int, k: int, steps: int = 20) -> int:
+    """Queries per search call when progress is shown: about ``steps`` calls, but no fewer than
+    4096 queries a call (faiss's flat search multiplies 4096-query blocks anyway) and no more
+    than the results budget allows."""
+    return max(1, min(max(4096, -(-num_queries // steps)), SEARCH_RESULT_BYTES // (12 * (k + 1))))
+
+
 def iter_neighbors(
     queries: np.ndarray | Any,
     k: int,

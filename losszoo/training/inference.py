@@ -51,16 +51,17 @@ Report = Callable[[int, int], None]  # (items done, items in all)
 REPORT_EVERY_S = 10.0
 
 
-def progress_lines(console: Any, label: str, every: float = REPORT_EVERY_S) -> Report:
-    """A :data:`Report` that logs ``label: done/total`` on ``console`` at most every ``every``
-    seconds (and at the end of a step that took longer): progress that shows in a log file too."""
+def progress_lines(console: Any, label: str, every: float = REPORT_EVERY_S, unit: str = "images") -> Report:
+    """A :data:`Report` that logs ``label: done/total unit`` on ``console`` at most every
+    ``every`` seconds (and at the end of a step that took longer): progress that shows in a log
+    file too."""
     start = last = time.perf_counter()
 
     def report(done: int, total: int) -> None:
         nonlocal last
         now = time.perf_counter()
         if now - last >= every or (done == total and now - start >= every):
-            console.log(f"{label}: {done}/{total} images ({now - start:.0f} s)")
+            console.log(f"{label}: {done}/{total} {unit} ({now - start:.0f} s)")
             last = now
 
     return report
@@ -96,7 +97,7 @@ def evaluate_model(
 ) -> dict[str, Any] | tuple[dict[str, Any], EvalArrays]:
     """Recall@K, NMI, MAP@R and R-precision of ``model``; binary ones prefixed ``binary/``.
     ``keep=True`` returns ``(metrics, EvalArrays)``: embeddings, labels and neighbours too.
-    ``console``: progress lines of a long extraction (see :func:`progress_lines`)."""
+    ``console``: progress lines of a long extraction or search (see :func:`progress_lines`)."""
     def extract(dataset: Dataset) -> tuple[Tensor, Tensor]:
         report = None if console is None else progress_lines(console, "embedding")
         return extract_embeddings(model, dataset, batch_size=batch_size, workers=workers, report=report)
@@ -106,14 +107,19 @@ def evaluate_model(
     gallery = gallery_labels = None
     if data.gallery is not None:
         gallery, gallery_labels = distributed_embeddings(extract, data.gallery, batch_size)
+    def searching(label: str) -> Report | None:
+        return None if console is None else progress_lines(console, label, unit="queries")
+
     metrics = evaluate(query, query_labels, gallery_embeddings=gallery,
-                       gallery_labels=gallery_labels, ks=ks, seed=seed, return_neighbors=keep)
+                       gallery_labels=gallery_labels, ks=ks, seed=seed, return_neighbors=keep,
+                       report=searching("neighbour search"))
     if keep:  # the neighbours only when asked: at SOP size they are [60k, 1001]
         metrics, neighbors = metrics
     if binary:
         binary_metrics = evaluate(query, query_labels, gallery_embeddings=gallery,
                                   gallery_labels=gallery_labels, ks=ks, binary=True, seed=seed,
-                                  metrics=("recall", "map_at_r", "r_precision"))
+                                  metrics=("recall", "map_at_r", "r_precision"),
+                                  report=searching("binary neighbour search"))
         metrics.update({f"binary/{k}": v for k, v in binary_metrics.items()})
     if keep:
         return metrics, EvalArrays(query.numpy(), query_labels.numpy(), neighbors,
