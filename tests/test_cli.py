@@ -259,7 +259,7 @@ def test_compare_gives_each_loss_its_preset_options(tmp_path, monkeypatch):
     monkeypatch.setattr(compare_module, "train", fake_train)
     monkeypatch.setattr(compare_module, "untrained_baseline", lambda *a, **k: {})
     from losszoo.training import build_config
-    base = build_config({"max_classes": 10})
+    base = build_config({"max_classes": 10, "batch_size": 20})
     for losses, options in ((["cosface"], None), (["lmcl"], {"lmcl": {"margin": 0.1}}),
                             (["cosface"], {"lmcl": {"margin": 0.1}, "cosface": {"scale": 64}})):
         with pytest.raises(StopIteration):

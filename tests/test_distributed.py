@@ -74,16 +74,46 @@ def test_two_rank_train_writes_the_metrics_of_one_process(tmp_path):
 
 
 @pytest.mark.slow
-def test_kill_9_of_a_rank_then_resume_matches_an_uninterrupted_run(tmp_path):
+def test_sharded_class_weights_train_as_replicated_ones(tmp_path):
+    """``--shard-class-weights`` under 2 ranks against the replicated 2-rank run: the same
+    metrics, epoch losses to 1e-6 (float32: the distributed log-sum-exp adds the shards' terms
+    in another order than one cross-entropy; 2e-7 apart when written), and a checkpoint in the
+    replicated layout (all C rows of the weights and of their momentum, gathered to rank 0)."""
+    import torch
+
+    args = ["train", "--loss", "normsoftmax", *TINY]
+    _torchrun(2, tmp_path / "sharded", *args, "--shard-class-weights")
+    _torchrun(2, tmp_path / "replicated", *args)
+    sharded, replicated = (json.loads((tmp_path / d / "result.json").read_text())
+                           for d in ("sharded", "replicated"))
+    assert sharded["config"]["shard_class_weights"] and not replicated["config"]["shard_class_weights"]
+    assert sharded["metrics"] == pytest.approx(replicated["metrics"], abs=1e-9)
+    for a, b in zip(sharded["history"], replicated["history"], strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
+    state_s, state_r = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=False)
+                        for d in ("sharded", "replicated"))
+    assert state_s["loss"].keys() == state_r["loss"].keys() == {"proxies.weight"}
+    assert state_s["loss"]["proxies.weight"].shape == (10, 16)
+    torch.testing.assert_close(state_s["loss"]["proxies.weight"], state_r["loss"]["proxies.weight"],
+                               rtol=0, atol=1e-5)
+    momentum = [{k: v["momentum_buffer"].shape for k, v in s["optimizer"]["state"].items()}
+                for s in (state_s, state_r)]
+    assert momentum[0] == momentum[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shard", [False, True], ids=["replicated", "sharded"])
+def test_kill_9_of_a_rank_then_resume_matches_an_uninterrupted_run(tmp_path, shard):
     """kill -9 of rank 1 once rank 0 has written a checkpoint (torchrun stops rank 0 too); the
-    same command with --resume ends bitwise where an uninterrupted 2-rank run ends."""
+    same command with --resume ends bitwise where an uninterrupted 2-rank run ends; with sharded
+    class weights too (each rank takes its rows and their momentum from the gathered checkpoint)."""
     import signal
     import time
 
     import torch
 
     args = ["train", "--loss", "normsoftmax", *TINY[:-6], "--epochs", "2", "--warmup-epochs", "1",
-            "--batches-per-epoch", "15"]
+            "--batches-per-epoch", "15", *(["--shard-class-weights"] if shard else [])]
     broken, whole = tmp_path / "broken", tmp_path / "whole"
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
@@ -105,6 +135,6 @@ def test_kill_9_of_a_rank_then_resume_matches_an_uninterrupted_run(tmp_path):
     a, b = (json.loads((d / "result.json").read_text()) for d in (whole, broken))
     assert a["metrics"] == b["metrics"]
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
-    state_a, state_b = (torch.load(d / "checkpoint.pt", weights_only=False)["model"]
-                        for d in (whole, broken))
-    assert all(torch.equal(state_a[key], state_b[key]) for key in state_a)
+    state_a, state_b = (torch.load(d / "checkpoint.pt", weights_only=False) for d in (whole, broken))
+    for part in ("model", "loss"):
+        assert all(torch.equal(state_a[part][key], state_b[part][key]) for key in state_a[part]), part

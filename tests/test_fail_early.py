@@ -17,6 +17,9 @@ BAD = [
     (["train", "--loss", "triplet", "--ks", "1,100000"], "Recall@100000"),
     (["train", "--loss", "triplet", "--backbone", "nosuchnet"], "nosuchnet"),
     (["train", "--loss", "triplet", "--miner", "pml:NoSuchMiner"], "NoSuchMiner"),
+    (["train", "--loss", "triplet", "--shard-class-weights"], "no class weights to shard"),
+    (["train", "--loss", "triplet", "--batch-size", "80"], "needs 16 distinct classes per batch"),
+    (["compare", "--untuned", "--losses", "triplet", "--batch-size", "80"], "16 distinct classes"),
     (["compare", "--untuned", "--losses", "triplet,nosuchloss"], "nosuchloss"),
     (["compare", "--untuned", "--losses", "triplet", "--loss-option", "triplet.mining=often"], "mining"),
     (["compare", "--untuned", "--losses", "triplet", "--seeds", "0"], "seeds"),
@@ -54,3 +57,16 @@ def test_train_reads_the_config_files_loss_tables(tmp_path, capsys):
     args = build_parser().parse_args(["train", "--config", str(best), "--loss", "cosface"])
     config, table = config_from_args(args)
     assert file_loss_tables(table, config.loss) == ({"scale": 30.0}, {"lr": 0.05})
+
+
+def test_compare_shards_only_losses_with_class_weights(tmp_path):
+    from losszoo.training.compare import plan_comparison
+    from losszoo.training.config import TrainConfig
+
+    base = TrainConfig(max_classes=5, batch_size=10, samples_per_class=5, dim=8, epochs=1,
+                       shard_class_weights=True)
+    runs = plan_comparison(base, tmp_path / "out", losses=["triplet", "lmcl", "proxynca"], seeds=1,
+                           loss_options=None)
+    sharded = {run.plan.config.loss: run.plan.config.shard_class_weights for run in runs}
+    assert sharded == {"normsoftmax": False, "triplet": False, "cosface": True, "proxynca": True}
+    assert not (tmp_path / "out").exists()

@@ -266,7 +266,7 @@ def test_plan_builds_the_miner_once_and_refuses_a_classifier():
     from losszoo.training.plan import plan_run
 
     config = build_config({"loss": "triplet", "miner": "pml:TripletMarginMiner",
-                           "miner_options": {"margin": 0.1}, "max_classes": 10, "dim": 8})
+                           "miner_options": {"margin": 0.1}, "max_classes": 10, "batch_size": 20, "dim": 8})
     plan = plan_run(config)
     assert isinstance(plan.miner, TripletMarginMiner) and plan.miner.margin == 0.1
     assert config.fingerprint() != config.replace(miner=None, miner_options={}).fingerprint()

@@ -98,6 +98,9 @@ def add_training_options(parser: argparse.ArgumentParser, *, only: frozenset[str
     add("--lr-gamma", dest="lr_gamma", type=float, help="step-decay factor")
     add("--lazy-momentum", dest="lazy_momentum", action="store_const", const=True, show_default=False,
         help="subsampled class weights: momentum on the sampled rows only (fast at 1M classes)")
+    add("--shard-class-weights", dest="shard_class_weights", action="store_const", const=True,
+        show_default=False, help="under torchrun, split the class weights of NormSoftmax, CosFace "
+        "and Proxy-NCA across ranks (model-parallel softmax); compare shards only those losses")
     add("--lr-milestones", dest="lr_milestones", type=_int_tuple, help="epochs after the warm-up")
     add("--weight-decay", dest="weight_decay", type=float)
     add("--batches-per-epoch", dest="batches_per_epoch", type=int, show_default=False,

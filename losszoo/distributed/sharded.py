@@ -53,22 +53,35 @@ class _ScaleGradient(torch.autograd.Function):
         return grad * ctx.factor, None
 
 
+SHARDABLE = (CosineSoftmaxLoss, ProxyNCA)
+
+
+def can_shard(loss_class: type) -> bool:
+    """Whether ``loss_class`` has class weights :class:`ShardedClassLoss` can shard."""
+    return issubclass(loss_class, SHARDABLE)
+
+
 class ShardedClassLoss(nn.Module):
     """NormSoftmax, CosFace or Proxy-NCA with this rank's shard of ``loss``'s class weights.
 
     Built from the replicated loss (same initial rows), called with the rank's local
     embeddings and labels; ``weight`` is the shard [stop - start, D], a parameter of its own.
+    It takes ``loss`` over: ``loss`` keeps its hyperparameters and logit function for the
+    shard's use, and its full C x D weights are released, so no rank holds them after this.
     """
 
     def __init__(self, loss: nn.Module, rank: int, world_size: int) -> None:
         super().__init__()
-        if not isinstance(loss, (CosineSoftmaxLoss, ProxyNCA)):
+        if not isinstance(loss, SHARDABLE):
             raise TypeError(f"class weights of {type(loss).__name__} cannot be sharded")
-        self.template = loss  # its hyperparameters and logit function; its weights are unused
         self.rank, self.world_size = rank, world_size
         self.num_classes = loss.num_classes
         self.start, self.stop = shard_bounds(loss.num_classes, rank, world_size)
-        self.weight = nn.Parameter(loss.proxies.weight.detach()[self.start:self.stop].clone())
+        full = loss.proxies.weight
+        self.weight = nn.Parameter(full.detach()[self.start:self.stop].clone())
+        loss.proxies.weight = nn.Parameter(full.detach()[:0], requires_grad=False)
+        # Not a submodule: the optimiser, the state dict and .to() never see the template.
+        object.__setattr__(self, "template", loss)
 
     @property
     def sparse_gradients(self) -> bool:
@@ -111,16 +124,61 @@ class ShardedClassLoss(nn.Module):
         columns = torch.where(owned, targets, cosine.shape[1])
         return self.template.logits(torch.cat([cosine, extra], dim=1), columns)[:, :-1]
 
-    @torch.no_grad()
     def full_weight(self) -> Tensor:
         """All C rows, gathered from every shard (for a checkpoint or an equality check)."""
+        return self.gather_rows(self.weight)
+
+    @torch.no_grad()
+    def gather_rows(self, rows: Tensor) -> Tensor:
+        """Every shard's ``rows`` [stop - start, ...] concatenated into [C, ...] (a collective:
+        every rank calls it)."""
+        if not dist.is_initialized() or self.world_size == 1:
+            return rows.detach().clone()
         sizes = [shard_bounds(self.num_classes, r, self.world_size) for r in range(self.world_size)]
         longest = max(stop - start for start, stop in sizes)  # Gloo gathers equal sizes only
-        padded = self.weight.new_zeros(longest, self.weight.shape[1])
-        padded[: self.stop - self.start] = self.weight.detach()
+        padded = rows.new_zeros(longest, *rows.shape[1:])
+        padded[: self.stop - self.start] = rows.detach()
         parts = [torch.empty_like(padded) for _ in sizes]
         dist.all_gather(parts, padded)
         return torch.cat([part[: stop - start] for part, (start, stop) in zip(parts, sizes)])
+
+    # -- checkpoints: the replicated loss's layout, whatever the number of ranks ---------------
+    def gathered_state(self, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+        """The loss's and ``optimizer``'s state dicts with the shard's rows (and their momentum)
+        gathered into all C rows, keyed as the replicated loss's (``proxies.weight``); every
+        rank calls it, rank 0 writes it."""
+        loss_state = {"proxies.weight": self.full_weight()}
+        state = optimizer.state_dict()
+        index = _parameter_index(optimizer, self.weight)
+        entry = state["state"].get(index)
+        if entry is not None:
+            entry = {key: self.gather_rows(value) if self._is_rows(value) else value
+                     for key, value in entry.items()}
+            state = {**state, "state": {**state["state"], index: entry}}
+        return loss_state, state
+
+    def load_gathered_state(self, loss_state: dict, optimizer_state: dict,
+                            optimizer: torch.optim.Optimizer) -> None:
+        """Take this shard's rows from a :meth:`gathered_state` (or a replicated run's state)."""
+        rows = slice(self.start, self.stop)
+        with torch.no_grad():
+            self.weight.copy_(loss_state["proxies.weight"][rows])
+        index = _parameter_index(optimizer, self.weight)
+        entry = optimizer_state["state"].get(index)
+        if entry is not None:
+            entry = {key: value[rows] if torch.is_tensor(value) and value.dim() > 0
+                     and value.shape[0] == self.num_classes else value for key, value in entry.items()}
+            optimizer_state = {**optimizer_state, "state": {**optimizer_state["state"], index: entry}}
+        optimizer.load_state_dict(optimizer_state)
+
+    def _is_rows(self, value: object) -> bool:
+        return torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == self.stop - self.start
+
+
+def _parameter_index(optimizer: torch.optim.Optimizer, parameter: nn.Parameter) -> int:
+    """``parameter``'s key in ``optimizer.state_dict()["state"]`` (its place over all groups)."""
+    flat = [p for group in optimizer.param_groups for p in group["params"]]
+    return next(i for i, p in enumerate(flat) if p is parameter)
 
 
 def _sum_over_ranks(tensor: Tensor) -> Tensor:

@@ -23,7 +23,9 @@ from losszoo.errors import ConfigError, OutputError
 from losszoo.losses import list_losses
 from losszoo.training.checkpoint import folder_name, output_lock, read_json, write_json
 from losszoo.training.config import TrainConfig
-from losszoo.training.plan import RunPlan, build_model, evaluate, final_test_data, loss_name, plan_run
+from losszoo.training.plan import (
+    RunPlan, build_model, evaluate, final_test_data, loss_name, plan_run, shards_class_weights,
+)
 from losszoo.training.provenance import provenance, utc_now
 from losszoo.training.report import write_report
 from losszoo.training.trainer import RESULT, check_output, train
@@ -31,7 +33,7 @@ from losszoo.training.trainer import RESULT, check_output, train
 UNTRAINED = "untrained"
 # What the untrained network's metrics do not depend on.
 _LOSS_SETTINGS = ("loss", "loss_options", "sampler", "lr", "momentum", "weight_decay", "epochs",
-                  "warmup_epochs", "lr_milestones", "lr_gamma", "lazy_momentum", "batch_size",
+                  "warmup_epochs", "lr_milestones", "lr_gamma", "lazy_momentum", "shard_class_weights", "batch_size",
                   "samples_per_class", "batches_per_epoch", "eval_every", "amp")
 
 
@@ -83,14 +85,16 @@ def plan_comparison(
     runs = []
     seed_range = range(base.seed, base.seed + seeds)
     for seed in seed_range:
-        plan = plan_run(base.replace(seed=seed))
+        plan = plan_run(base.replace(seed=seed, shard_class_weights=False))  # nothing trains
         folder = output_dir / UNTRAINED / f"seed{seed}"
         fingerprint = plan.config.fingerprint(exclude=_LOSS_SETTINGS)
         runs.append(PlannedRun(plan, folder, _finished(plan, folder, fingerprint)))
     for name in dict.fromkeys(canonical):
         for seed in seed_range:
-            plan = plan_run(base.replace(loss=name, seed=seed, loss_options=by_name.get(name, {}),
-                                         **settings_by_name.get(name, {})))
+            plan = plan_run(base.replace(
+                loss=name, seed=seed, loss_options=by_name.get(name, {}),
+                shard_class_weights=base.shard_class_weights and shards_class_weights(name),
+                **settings_by_name.get(name, {})))
             folder = output_dir / folder_name(name) / f"seed{seed}"
             done = _finished(plan, folder, plan.fingerprint())
             if done is None:

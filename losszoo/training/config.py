@@ -64,6 +64,7 @@ class TrainConfig:
     lr_milestones: tuple[int, ...] = (15,)  # counted in epochs after the warm-up
     lr_gamma: float = 0.1
     lazy_momentum: bool = False  # sparse class weights: momentum on sampled rows only (optim.py)
+    shard_class_weights: bool = False  # class weights split across ranks (distributed/sharded.py)
     batches_per_epoch: int | None = None  # None: about len(train set) / batch_size
     protocol: str = "final"
     val_fraction: float = 0.2
@@ -159,6 +160,7 @@ SETTINGS: dict[str, Hyper] = {
     "lr": Hyper(kind=float, gt=0), "momentum": Hyper(kind=float, ge=0),
     "weight_decay": Hyper(kind=float, ge=0), "lr_gamma": Hyper(kind=float, gt=0),
     "pretrained": Hyper(kind=bool), "lazy_momentum": Hyper(kind=bool),
+    "shard_class_weights": Hyper(kind=bool),
     "binary": Hyper(kind=bool), "amp": Hyper(kind=bool),
     "protocol": Hyper(kind=str, choices=PROTOCOLS),
 }

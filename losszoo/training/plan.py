@@ -26,11 +26,12 @@ from losszoo.data.registry import DatasetSpec, SplitSource
 from losszoo.data.splits import validation_classes
 from losszoo.data.subset import first_classes, split_by_classes
 from losszoo.data.transforms import check_input_spec
+from losszoo.distributed.sharded import can_shard
 from losszoo.errors import ConfigError, DataError
 from losszoo.losses import LossSpec, create_loss, get_loss_spec
 from losszoo.models import BACKBONES, InputSpec, create_model
 from losszoo.models.registry import TIMM_PREFIX, timm_available
-from losszoo.samplers import SAMPLERS
+from losszoo.samplers import SAMPLERS, create_sampler
 from losszoo.training.config import TrainConfig
 from losszoo.training.inference import EvalData, evaluate_model, resolve_device
 
@@ -123,8 +124,12 @@ def plan_run(config: TrainConfig) -> RunPlan:
         validation = tuple(int(c) for c in validation_classes(
             splits[TRAIN_SPLIT].num_classes, fraction=config.val_fraction, folds=config.val_folds,
             fold=config.val_fold, seed=config.val_seed))
+    if config.shard_class_weights and not can_shard(loss.cls):
+        raise ConfigError(f"shard_class_weights: loss {loss.name!r} has no class weights to shard "
+                          "(NormSoftmax, CosFace and Proxy-NCA have)")
     miner = _build_miner(config, loss)
     plan = RunPlan(config, loss, sampler, dataset, splits, eval_splits, validation, miner=miner)
+    _check_sampler(plan)
     _check_evaluation(plan)
     return replace(plan, notes=tuple(_notes(plan)))
 
@@ -147,6 +152,11 @@ def _build_miner(config: TrainConfig, loss: LossSpec) -> nn.Module | None:
 def loss_name(name: str) -> str:
     """The registered name of loss ``name`` (an alias or a prefixed name); ConfigError if unknown."""
     return _lookup(get_loss_spec, name).name
+
+
+def shards_class_weights(name: str) -> bool:
+    """Whether loss ``name`` has class weights that ``shard_class_weights`` can split."""
+    return can_shard(_lookup(get_loss_spec, name).cls)
 
 
 def _lookup(find: Any, name: str) -> Any:
@@ -186,6 +196,22 @@ def _class_sizes(raw_labels: Sequence[Hashable], classes: Sequence[Hashable] | N
     counts = Counter(raw_labels)
     order = sorted(counts) if classes is None else list(classes)
     return [counts.get(key, 0) for key in order]
+
+
+def _check_sampler(plan: RunPlan) -> None:
+    """Build the batch sampler once over the training labels (from the listing's class sizes),
+    so that a batch it cannot draw (too few classes for batch / samples_per_class) fails now."""
+    held_out = set(plan.validation_classes)
+    kept = [(label, size) for label, size in enumerate(plan.splits[TRAIN_SPLIT].class_sizes)
+            if label not in held_out]
+    labels = np.repeat([label for label, _ in kept], [size for _, size in kept])
+    config = plan.config
+    try:
+        create_sampler(plan.sampler, labels, batch_size=config.batch_size,
+                       samples_per_class=config.samples_per_class, seed=config.seed,
+                       batches_per_epoch=config.batches_per_epoch)
+    except ValueError as exc:
+        raise ConfigError(f"sampler {plan.sampler!r} on the {len(kept)} training classes: {exc}") from None
 
 
 def _check_evaluation(plan: RunPlan) -> None:

@@ -41,6 +41,7 @@ from losszoo.distributed import (
     init_distributed,
 )
 from losszoo.distributed.losses import average_gradients
+from losszoo.distributed.sharded import ShardedClassLoss
 from losszoo.errors import OutputError
 from losszoo.samplers import create_sampler
 from losszoo.training.checkpoint import load_checkpoint, output_lock, save_checkpoint, write_json
@@ -118,11 +119,13 @@ def build_run(plan: RunPlan, context: DistContext | None = None) -> Run:
         batches_per_epoch=config.batches_per_epoch,
     )
     step_loss: nn.Module = loss if plan.miner is None else MinedLoss(loss, plan.miner)
+    if config.shard_class_weights:  # this rank's rows only; the loss gathers the global batch
+        loss = step_loss = ShardedClassLoss(loss, context.rank, context.world_size).to(device)
     if context.distributed:
         sampler = DistributedBatchSampler(sampler, context.rank, context.world_size, seed=config.seed)
         train_set = SeededItems(train_set)
         model = convert_batchnorm(model, device)
-        if plan.loss.global_batch:
+        if plan.loss.global_batch and not config.shard_class_weights:
             step_loss = GlobalBatch(step_loss, device)  # the miner mines the global batch
     # No persistent workers: each epoch's workers are seeded from the epoch's reseeded RNG, so
     # augmentation, and hence a resumed run, depends on (seed, epoch) only.
@@ -189,13 +192,18 @@ def _autocast(dtype: torch.dtype | None):
 
 
 def _state(run: Run) -> dict[str, Any]:
+    """The checkpoint's contents. Sharded class weights (and their momentum) are gathered into
+    the replicated layout, so every rank must call this; rank 0 writes it."""
+    loss_state, optimizer_state = run.loss.state_dict(), run.optimizer.state_dict()
+    if isinstance(run.loss, ShardedClassLoss):
+        loss_state, optimizer_state = run.loss.gathered_state(run.optimizer)
     return {
         "config": run.config.to_dict(),
         "fingerprint": run.plan.fingerprint(),
         "next_epoch": run.next_epoch,
         "model": run.model.state_dict(),
-        "loss": run.loss.state_dict(),
-        "optimizer": run.optimizer.state_dict(),
+        "loss": loss_state,
+        "optimizer": optimizer_state,
         "scheduler": run.scheduler.state_dict(),
         "scaler": run.scaler.state_dict() if run.scaler else None,
         "history": run.history,
@@ -205,8 +213,11 @@ def _state(run: Run) -> dict[str, Any]:
 
 def _restore(run: Run, state: dict[str, Any], path: Path) -> None:
     run.model.load_state_dict(state["model"])
-    run.loss.load_state_dict(state["loss"])
-    run.optimizer.load_state_dict(state["optimizer"])
+    if isinstance(run.loss, ShardedClassLoss):
+        run.loss.load_gathered_state(state["loss"], state["optimizer"], run.optimizer)
+    else:
+        run.loss.load_state_dict(state["loss"])
+        run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     if run.scaler and state.get("scaler"):
         run.scaler.load_state_dict(state["scaler"])
@@ -328,8 +339,9 @@ def _train_loop(run: Run, plan: RunPlan, output_dir: Path, progress: bool, conso
                     and main_epochs_done % config.eval_every == 0 and run.next_epoch < config.total_epochs:
                 record["validation"] = _validate(run, console, on_validation, log)
             run.history.append(record)
+            state = _state(run)  # a collective when class weights are sharded
             if context.is_main:
-                save_checkpoint(checkpoint, **_state(run))
+                save_checkpoint(checkpoint, **state)
                 log.history(run.history)
             bar.update(epochs_task, completed=run.next_epoch, loss=mean_loss)
 
@@ -440,8 +452,8 @@ def _announce_epoch_time(console: Console, run: Run, epoch: int, seconds_per_bat
 
 def _average_local_loss_gradients(run: Run) -> None:
     """A loss computed per rank (``global_batch=False``): average its parameters' gradients,
-    as DDP does for the model's."""
-    if run.context.distributed and run.step_loss is run.loss:
+    as DDP does for the model's. (A shard's gradient is its own: never averaged.)"""
+    if run.context.distributed and run.step_loss is run.loss and not run.config.shard_class_weights:
         average_gradients(list(run.loss.parameters()))
 
 
