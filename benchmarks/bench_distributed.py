@@ -35,6 +35,12 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def _rss_mib() -> float:
+    """Resident memory now (Linux /proc): the steady state, after transient allocations."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def _worker(rank: int, world: int, init: str, args: argparse.Namespace, mode: str, out: dict) -> None:
     torch.set_num_threads(args.threads)
     cuda = torch.cuda.is_available()
@@ -48,8 +54,7 @@ def _worker(rank: int, world: int, init: str, args: argparse.Namespace, mode: st
     loss = create_loss("normsoftmax", embedding_dim=args.dim, num_classes=args.classes,
                        class_subsample=args.subsample).to(device)
     if mode == "sharded":
-        step_loss = ShardedClassLoss(loss, rank, world)
-        del loss.proxies.weight  # the replicated copy is not kept
+        step_loss = ShardedClassLoss(loss, rank, world)  # releases the full weights
         loss_params = [step_loss.weight]
     else:
         step_loss, loss_params = GlobalBatch(loss, device), list(loss.parameters())
@@ -73,7 +78,8 @@ def _worker(rank: int, world: int, init: str, args: argparse.Namespace, mode: st
         if step:  # the first step allocates buffers
             times.append(time.perf_counter() - began)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else _peak_rss_mib() - start_rss
-    out[(mode, world, rank)] = (sum(times) / len(times), peak)
+    steady = torch.cuda.memory_allocated(device) / 2**20 if cuda else _rss_mib() - start_rss
+    out[(mode, world, rank)] = (sum(times) / len(times), peak, steady)
     dist.destroy_process_group()
 
 
@@ -102,8 +108,10 @@ def main() -> None:
             result = run(args, mode, world)
             step = max(result[(mode, world, r)][0] for r in range(world))
             peaks = ", ".join(f"{result[(mode, world, r)][1]:.0f}" for r in range(world))
+            steady = ", ".join(f"{result[(mode, world, r)][2]:.0f}" for r in range(world))
             print(f"round {round_} {mode:10s} ranks {world}: step {1000 * step:.1f} ms, "
-                  f"{args.batch / step:.0f} img/s, peak memory per rank (MiB) {peaks}")
+                  f"{args.batch / step:.0f} img/s, memory per rank (MiB) peak {peaks}, "
+                  f"after the steps {steady}")
 
 
 if __name__ == "__main__":

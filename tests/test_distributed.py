@@ -138,3 +138,31 @@ def test_kill_9_of_a_rank_then_resume_matches_an_uninterrupted_run(tmp_path, sha
     state_a, state_b = (torch.load(d / "checkpoint.pt", weights_only=False) for d in (whole, broken))
     for part in ("model", "loss"):
         assert all(torch.equal(state_a[part][key], state_b[part][key]) for key in state_a[part]), part
+
+
+def test_a_shard_releases_the_full_weights_and_round_trips_its_checkpoint_state():
+    """One process (world size 1, no process group): the shard is all rows; the replicated
+    loss keeps no storage of its weights; the shard is the only parameter and state entry; its
+    gathered state (weights and momentum, replicated layout) loads back into a fresh shard."""
+    import torch
+
+    from losszoo.distributed.sharded import ShardedClassLoss
+    from losszoo.losses import create_loss
+
+    loss = create_loss("normsoftmax", embedding_dim=8, num_classes=10)
+    initial = loss.proxies.weight.detach().clone()
+    shard = ShardedClassLoss(loss, 0, 1)
+    assert loss.proxies.weight.untyped_storage().nbytes() == 0
+    assert [name for name, _ in shard.named_parameters()] == ["weight"] and list(shard.state_dict()) == ["weight"]
+    assert torch.equal(shard.weight.detach(), initial)
+    optimizer = torch.optim.SGD(shard.parameters(), lr=0.1, momentum=0.9)
+    shard(torch.randn(6, 8), torch.arange(6)).backward()
+    optimizer.step()
+    loss_state, optimizer_state = shard.gathered_state(optimizer)
+    assert loss_state["proxies.weight"].shape == (10, 8)
+    fresh = ShardedClassLoss(create_loss("normsoftmax", embedding_dim=8, num_classes=10), 0, 1)
+    fresh_optimizer = torch.optim.SGD(fresh.parameters(), lr=0.1, momentum=0.9)
+    fresh.load_gathered_state(loss_state, optimizer_state, fresh_optimizer)
+    assert torch.equal(fresh.weight.detach(), shard.weight.detach())
+    assert torch.equal(fresh_optimizer.state[fresh.weight]["momentum_buffer"],
+                       optimizer.state[shard.weight]["momentum_buffer"])

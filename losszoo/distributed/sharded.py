@@ -79,7 +79,8 @@ class ShardedClassLoss(nn.Module):
         self.start, self.stop = shard_bounds(loss.num_classes, rank, world_size)
         full = loss.proxies.weight
         self.weight = nn.Parameter(full.detach()[self.start:self.stop].clone())
-        loss.proxies.weight = nn.Parameter(full.detach()[:0], requires_grad=False)
+        # A fresh empty tensor, not a view: a view would keep the full storage alive.
+        loss.proxies.weight = nn.Parameter(full.new_empty(0, full.shape[1]), requires_grad=False)
         # Not a submodule: the optimiser, the state dict and .to() never see the template.
         object.__setattr__(self, "template", loss)
 
