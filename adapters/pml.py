@@ -160,8 +160,8 @@ def supported_pml_losses() -> list[type[BaseMetricLossFunction]]:
 def register() -> list[str]:
     """Register every supported PML loss as ``pml:<name>``; idempotent. Returns the names.
 
-    The ``losszoo.losses.namespaces`` entry point ``pml``; a PML class that cannot be wrapped (a future PML
-    version's required argument) is skipped with a warning naming it.
+    The ``losszoo.losses.namespaces`` entry point ``pml``; a PML class that cannot be wrapped
+    (a future PML version's required argument) is skipped with a warning naming it.
     """
     names = []
     for pml_class in supported_pml_losses():

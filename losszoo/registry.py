@@ -84,7 +84,8 @@ class Registry(Generic[T]):
     def scoped(self) -> Iterator[Registry[T]]:
         """Undo every registration made inside the block (for tests and notebooks)."""
         self._load_plugins()
-        saved = dict(self._entries), dict(self._aliases), self._plugins_loaded, set(self._namespaces_loaded)
+        saved = (dict(self._entries), dict(self._aliases), self._plugins_loaded,
+                 set(self._namespaces_loaded))
         try:
             yield self
         finally:

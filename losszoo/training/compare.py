@@ -33,8 +33,8 @@ from losszoo.training.trainer import RESULT, check_output, train
 UNTRAINED = "untrained"
 # What the untrained network's metrics do not depend on.
 _LOSS_SETTINGS = ("loss", "loss_options", "sampler", "lr", "momentum", "weight_decay", "epochs",
-                  "warmup_epochs", "lr_milestones", "lr_gamma", "lazy_momentum", "shard_class_weights", "batch_size",
-                  "samples_per_class", "batches_per_epoch", "eval_every", "amp")
+                  "warmup_epochs", "lr_milestones", "lr_gamma", "lazy_momentum", "shard_class_weights",
+                  "batch_size", "samples_per_class", "batches_per_epoch", "eval_every", "amp")
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,8 @@ Report = Callable[[int, int], None]  # (items done, items in all)
 REPORT_EVERY_S = 10.0
 
 
-def progress_lines(console: Any, label: str, every: float = REPORT_EVERY_S, unit: str = "images") -> Report:
+def progress_lines(console: Any, label: str, every: float = REPORT_EVERY_S,
+                   unit: str = "images") -> Report:
     """A :data:`Report` that logs ``label: done/total unit`` on ``console`` at most every
     ``every`` seconds (and at the end of a step that took longer): progress that shows in a log
     file too."""
@@ -107,6 +108,7 @@ def evaluate_model(
     gallery = gallery_labels = None
     if data.gallery is not None:
         gallery, gallery_labels = distributed_embeddings(extract, data.gallery, batch_size)
+
     def searching(label: str) -> Report | None:
         return None if console is None else progress_lines(console, label, unit="queries")
 
