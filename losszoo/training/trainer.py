@@ -451,9 +451,10 @@ def _announce_epoch_time(console: Console, run: Run, epoch: int, seconds_per_bat
 
 
 def _average_local_loss_gradients(run: Run) -> None:
-    """A loss computed per rank (``global_batch=False``): average its parameters' gradients,
-    as DDP does for the model's. (A shard's gradient is its own: never averaged.)"""
-    if run.context.distributed and run.step_loss is run.loss and not run.config.shard_class_weights:
+    """A loss computed per rank (``global_batch=False``, with a miner or without): average its
+    parameters' gradients, as DDP does for the model's. A shard's gradient is its own: never
+    averaged."""
+    if run.context.distributed and not run.plan.loss.global_batch and not run.config.shard_class_weights:
         average_gradients(list(run.loss.parameters()))
 
 
