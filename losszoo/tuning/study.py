@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,13 +111,13 @@ def tune_loss(
     name = loss_name(loss)
     folder = output_dir / folder_name(name)
     folder.mkdir(parents=True, exist_ok=True)
-    storage = storage or f"sqlite:///{(output_dir / 'study.db').resolve()}"
+    storage = open_storage(storage or f"sqlite:///{(output_dir / 'study.db').resolve()}")
     probe = plan_run(base.replace(loss=name, protocol="tune"))  # listings only: no image read
     space = search_space(name, base.batch_size,
                          probe.splits["train"].num_classes - len(probe.validation_classes))
     study = optuna.create_study(
         study_name=f"losszoo-{name}", storage=storage, direction="maximize", load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=sampler_seed),
+        sampler=trial_sampler(sampler_seed, 0),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     if not study.trials:  # a new study: its first trial is the untuned setting
@@ -140,7 +141,20 @@ def tune_loss(
     while (done := len(study.get_trials(deepcopy=False, states=finished))) < trials:
         best = _best_value(study)
         console.log(f"{name}: trial {done + 1}/{trials}" + (f", best {metric} {100 * best:.2f}" if best is not None else ""))
-        study.optimize(objective, n_trials=1, catch=())
+        trial = study.ask()
+        # Proposals drawn at each suggest come from a sampler seeded by the trial's number: one
+        # sampler seeded once per process would replay its first proposals in a resumed or
+        # extended study, and in every worker that joins it.
+        study.sampler = trial_sampler(sampler_seed, trial.number)
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        except BaseException:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
+        else:
+            study.tell(trial, value)
     rows = trial_rows(study, metric)
     write_text(folder / "trials.csv", _csv(rows))
     write_json(folder / "trials.json", rows)
@@ -152,6 +166,37 @@ def tune_loss(
     console.log(f"{name}: best {metric} {100 * study.best_value:.2f} with {study.best_trial.params}")
     curve = [value for _, value in sorted(study.best_trial.intermediate_values.items())]
     return TuneResult(name, float(study.best_value), options, settings, rows, curve)
+
+
+def trial_sampler(sampler_seed: int, trial_number: int) -> Any:
+    """Optuna's TPE sampler for one trial, seeded by (``sampler_seed``, ``trial_number``). TPE
+    rebuilds its model from the study's finished trials at every suggestion, so only the seed
+    of its random draws is per trial; trial numbers are unique in a study, so workers and
+    resumed runs never repeat a proposal, and each trial's proposals are reproducible."""
+    import numpy as np
+    import optuna
+
+    seed = int(np.random.SeedSequence([sampler_seed, trial_number]).generate_state(1)[0])
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def open_storage(url: str, *, attempts: int = 5) -> Any:
+    """Optuna's RDB storage at ``url``. Workers started together on a new database race to
+    create its tables, and the loser fails with "table ... already exists" (optuna/optuna#1092:
+    the maintainers advise creating it from one process first); that failure is retried, by
+    when the winner has made the tables."""
+    import optuna
+    import sqlalchemy.exc
+
+    for attempt in range(1, attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError,
+                sqlalchemy.exc.ProgrammingError) as exc:
+            if not (isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)):
+                raise
+            time.sleep(0.2 * attempt)
+    return optuna.storages.RDBStorage(url)
 
 
 def _best_value(study: Any) -> float | None:
