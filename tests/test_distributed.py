@@ -75,10 +75,12 @@ def test_two_rank_train_writes_the_metrics_of_one_process(tmp_path):
 
 @pytest.mark.slow
 def test_sharded_class_weights_train_as_replicated_ones(tmp_path):
-    """``--shard-class-weights`` under 2 ranks against the replicated 2-rank run: the same
-    metrics, epoch losses to 1e-6 (float32: the distributed log-sum-exp adds the shards' terms
-    in another order than one cross-entropy; 2e-7 apart when written), and a checkpoint in the
-    replicated layout (all C rows of the weights and of their momentum, gathered to rank 0)."""
+    """``--shard-class-weights`` under 2 ranks against the replicated 2-rank run: epoch losses
+    to 1e-6 (float32: the distributed log-sum-exp adds the shards' terms in another order than
+    one cross-entropy; 2e-7 apart when written), metrics to 1e-3 (weights ~1e-7 apart can swap
+    two near-tied neighbours: identical on one machine, MAP@R 1.4e-5 apart on another), and a
+    checkpoint in the replicated layout (all C rows of the weights and of their momentum,
+    gathered to rank 0). Per-step equality in float64, to 1e-10, is check_sharded_class_weights."""
     import torch
 
     args = ["train", "--loss", "normsoftmax", *TINY]
@@ -87,7 +89,7 @@ def test_sharded_class_weights_train_as_replicated_ones(tmp_path):
     sharded, replicated = (json.loads((tmp_path / d / "result.json").read_text())
                            for d in ("sharded", "replicated"))
     assert sharded["config"]["shard_class_weights"] and not replicated["config"]["shard_class_weights"]
-    assert sharded["metrics"] == pytest.approx(replicated["metrics"], abs=1e-9)
+    assert sharded["metrics"] == pytest.approx(replicated["metrics"], abs=1e-3)
     for a, b in zip(sharded["history"], replicated["history"], strict=True):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
     state_s, state_r = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=False)

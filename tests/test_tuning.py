@@ -138,3 +138,23 @@ def test_workers_started_together_share_a_new_sqlite_study(tmp_path):
         for worker in workers:
             worker.join(60)
         assert [queue.get(timeout=5) for _ in workers] == ["ok", "ok"]
+
+
+@pytest.mark.parametrize("epochs, first_prunable", [(8, 4), (6, 3), (5, 3), (1, 1)])
+def test_median_pruner_waits_for_half_the_schedule(epochs, first_prunable):
+    """Optuna's own MedianPruner decides (epochs are reported from 1): two finished trials at
+    0.9 every epoch, then one at 0.1 is kept before epoch ceil(epochs / 2) and pruned from it."""
+    from losszoo.tuning.study import median_pruner
+
+    study = optuna.create_study(direction="maximize", pruner=median_pruner(epochs))
+    for _ in range(2):
+        trial = study.ask()
+        for epoch in range(1, epochs + 1):
+            trial.report(0.9, epoch)
+        study.tell(trial, 0.9)
+    trial = study.ask()
+    decisions = []
+    for epoch in range(1, epochs + 1):
+        trial.report(0.1, epoch)
+        decisions.append(trial.should_prune())
+    assert decisions == [epoch >= first_prunable for epoch in range(1, epochs + 1)]

@@ -2,12 +2,13 @@
 
 Protocol (Musgrave et al., "A Metric Learning Reality Check", ECCV 2020): every trial trains
 with ``protocol="tune"`` (the test split is never listed nor read) and is scored on the
-validation classes carved from the training classes, every epoch; Optuna's seeded TPE sampler
-proposes settings and its MedianPruner stops trials whose validation metric falls below the
-median of earlier trials at the same epoch. The study lives in an RDB storage (SQLite in the
-output folder by default, any SQLAlchemy URL with ``storage=``), so a killed tune resumes
-(finished COMPLETE/PRUNED trials are counted and only the remainder runs; a trial left RUNNING
-by a killed process is not counted) and workers on several machines can join one study.
+validation classes carved from the training classes, every epoch; Optuna's TPE sampler
+(seeded per trial) proposes settings and its MedianPruner stops trials whose validation metric
+falls below the median of earlier trials at the same epoch, from half the schedule on. The
+study lives in an RDB storage (SQLite in the output folder by default, any SQLAlchemy URL with
+``storage=``), so a killed tune resumes (finished COMPLETE/PRUNED trials are counted and only
+the remainder runs; a trial left RUNNING by a killed process is not counted) and workers on
+several machines can join one study.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def tune_loss(
     study = optuna.create_study(
         study_name=f"losszoo-{name}", storage=storage, direction="maximize", load_if_exists=True,
         sampler=trial_sampler(sampler_seed, 0),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+        pruner=median_pruner(base.epochs))
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     if not study.trials:  # a new study: its first trial is the untuned setting
         study.enqueue_trial(starting_point(base, name, space))
@@ -166,6 +167,17 @@ def tune_loss(
     console.log(f"{name}: best {metric} {100 * study.best_value:.2f} with {study.best_trial.params}")
     curve = [value for _, value in sorted(study.best_trial.intermediate_values.items())]
     return TuneResult(name, float(study.best_value), options, settings, rows, curve)
+
+
+def median_pruner(epochs: int) -> Any:
+    """Optuna's MedianPruner, comparing a trial with the median of earlier ones (after 2
+    finished trials) from epoch ceil(epochs / 2) on. Optuna prunes at any reported step >=
+    ``n_warmup_steps``, and epochs are reported from 1: with ``n_warmup_steps=1`` (before
+    2026-12-03) a trial could be stopped after its first epoch, which stops the slow starters,
+    e.g. a NormSoftmax that climbs most after the lr drop, before their curves say anything."""
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=max(1, -(-epochs // 2)))
 
 
 def trial_sampler(sampler_seed: int, trial_number: int) -> Any:
