@@ -22,7 +22,9 @@ therefore differ from a single process's draw (same distribution, another sample
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import torch
@@ -149,13 +151,9 @@ class ShardedClassLoss(nn.Module):
         gathered into all C rows, keyed as the replicated loss's (``proxies.weight``); every
         rank calls it, rank 0 writes it."""
         loss_state = {"proxies.weight": self.full_weight()}
-        state = optimizer.state_dict()
-        index = _parameter_index(optimizer, self.weight)
-        entry = state["state"].get(index)
-        if entry is not None:
-            entry = {key: self.gather_rows(value) if self._is_rows(value) else value
-                     for key, value in entry.items()}
-            state = {**state, "state": {**state["state"], index: entry}}
+        rows = self.stop - self.start
+        state = _map_entry(optimizer.state_dict(), _parameter_index(optimizer, self.weight),
+                           lambda value: self.gather_rows(value) if _is_rows(value, rows) else value)
         return loss_state, state
 
     def load_gathered_state(self, loss_state: dict, optimizer_state: dict,
@@ -164,16 +162,23 @@ class ShardedClassLoss(nn.Module):
         rows = slice(self.start, self.stop)
         with torch.no_grad():
             self.weight.copy_(loss_state["proxies.weight"][rows])
-        index = _parameter_index(optimizer, self.weight)
-        entry = optimizer_state["state"].get(index)
-        if entry is not None:
-            entry = {key: value[rows] if torch.is_tensor(value) and value.dim() > 0
-                     and value.shape[0] == self.num_classes else value for key, value in entry.items()}
-            optimizer_state = {**optimizer_state, "state": {**optimizer_state["state"], index: entry}}
-        optimizer.load_state_dict(optimizer_state)
+        optimizer.load_state_dict(_map_entry(
+            optimizer_state, _parameter_index(optimizer, self.weight),
+            lambda value: value[rows] if _is_rows(value, self.num_classes) else value))
 
-    def _is_rows(self, value: object) -> bool:
-        return torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == self.stop - self.start
+
+def _is_rows(value: object, rows: int) -> bool:
+    """Whether an optimiser state value is a tensor with ``rows`` rows (one per class row)."""
+    return torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == rows
+
+
+def _map_entry(state: dict, index: int, convert: Callable[[Any], Any]) -> dict:
+    """``state`` (an optimiser state dict) with ``convert`` applied to every value of parameter
+    ``index``'s entry (unchanged when that parameter has no state yet)."""
+    entry = state["state"].get(index)
+    if entry is None:
+        return state
+    return {**state, "state": {**state["state"], index: {k: convert(v) for k, v in entry.items()}}}
 
 
 def _parameter_index(optimizer: torch.optim.Optimizer, parameter: nn.Parameter) -> int:
