@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import optuna
 import pytest
@@ -158,3 +159,37 @@ def test_median_pruner_waits_for_half_the_schedule(epochs, first_prunable):
         trial.report(0.1, epoch)
         decisions.append(trial.should_prune())
     assert decisions == [epoch >= first_prunable for epoch in range(1, epochs + 1)]
+
+
+def test_warm_start_is_the_second_trial_and_counts_in_the_budget(tmp_path, no_test_split):
+    """A previous tune's best (best.toml) is tried right after the untuned setting; a best that
+    is the untuned setting is not tried twice (the next trial is the sampler's)."""
+    previous = tmp_path / "previous.toml"
+    previous.write_text('[loss_options.normsoftmax]\ntemperature = 0.1\n'
+                        '[loss_settings.normsoftmax]\nlr = 0.04\nsamples_per_class = 4\n'
+                        '[loss_options.cosface]\nscale = 64.0\nmargin = 0.35\n'
+                        '[loss_settings.cosface]\nlr = 0.01\nsamples_per_class = 5\n')
+    tiny = ["--max-classes", "10", "--batch-size", "20", "--samples-per-class", "5", "--dim", "16",
+            "--ks", "1,2", "--epochs", "1", "--batches-per-epoch", "2", "--no-progress", "--no-binary"]
+    assert main(["tune", "--losses", "normsoftmax,cosface", "--trials", "2", "--warm-start", str(previous),
+                 "-o", str(tmp_path / "t"), *tiny]) == 0
+    _, normsoftmax = _finished(tmp_path / "t" / "study.db", "normsoftmax")
+    assert normsoftmax[0].params == {"loss.temperature": 0.05, "common.lr": 0.01, "common.samples_per_class": 5}
+    assert normsoftmax[1].params == {"loss.temperature": 0.1, "common.lr": 0.04, "common.samples_per_class": 4}
+    _, cosface = _finished(tmp_path / "t" / "study.db", "cosface")  # its best was the untuned point
+    assert len(cosface) == 2 and cosface[1].params != cosface[0].params
+
+
+def test_warm_start_must_cover_every_loss_and_is_checked_first(tmp_path, capsys):
+    previous = tmp_path / "previous.toml"
+    previous.write_text('[loss_settings.normsoftmax]\nlr = 0.04\n')
+    out = tmp_path / "t"
+    assert main(["tune", "--losses", "normsoftmax,triplet", "--trials", "1", "--warm-start", str(previous),
+                 "-o", str(out)]) == 2
+    assert re.search(r"previous.toml: no loss_options.<loss> or loss_settings.<loss> table for triplet\b",
+                     capsys.readouterr().err)
+    previous.write_text('[loss_settings.normsoftmax]\nlearning_rate = 0.04\n')
+    assert main(["tune", "--losses", "normsoftmax", "--trials", "1", "--warm-start", str(previous),
+                 "-o", str(out)]) == 2
+    assert "warm start for normsoftmax: unknown shared setting(s) learning_rate" in capsys.readouterr().err
+    assert not out.exists()  # nothing written before the check

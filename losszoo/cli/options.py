@@ -138,8 +138,8 @@ def add_log_options(parser: argparse.ArgumentParser) -> None:
 
 _NOT_CONFIG = {"command", "run", "config", "output", "resume", "progress", "losses", "seeds",
                "loss_option", "miner_option", "run_dir", "tune", "metric", "storage", "trials",
-               "sampler_seed", "argv", "untuned", "tensorboard", "save_embeddings", "retrieval_figure",
-               "figure_queries", "figure_k", "loss_module"}
+               "sampler_seed", "warm_start", "argv", "untuned", "tensorboard", "save_embeddings",
+               "retrieval_figure", "figure_queries", "figure_k", "loss_module"}
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> tuple[TrainConfig, dict[str, Any]]:

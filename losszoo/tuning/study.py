@@ -39,6 +39,7 @@ from losszoo.training.trainer import train
 LR_RANGE = LogUniform(1e-4, 1e-1)
 SAMPLES_PER_CLASS = (2, 4, 5, 8, 10, 16, 20, 25)
 COMMON_PREFIX = "common."
+COMMON_SHARED = ("lr", "samples_per_class")  # the shared settings a trial may change
 DEFAULT_METRIC = "map_at_r"
 
 
@@ -77,11 +78,24 @@ class TuneResult:
 def starting_point(base: TrainConfig, loss: str, space: dict[str, SearchRange]) -> dict[str, Any]:
     """The settings ``base`` would train ``loss`` with (its defaults, the dataset preset, the
     shared lr and batch composition), restricted to the values inside ``space``. Tried first,
-    so a tuned setting can only beat the untuned one on the validation classes."""
+    so a tuned setting can only beat the untuned one on the validation classes; values outside
+    ``space`` are left to the sampler."""
     resolved = get_loss_spec(loss).resolve(base.loss_options)
     values = {f"loss.{k}": v for k, v in resolved.items()}
-    values.update({COMMON_PREFIX + k: getattr(base, k) for k in ("lr", "samples_per_class")})
+    values.update({COMMON_PREFIX + k: getattr(base, k) for k in COMMON_SHARED})
     return {key: values[key] for key, rng in space.items() if key in values and values[key] in rng}
+
+
+def warm_config(base: TrainConfig, loss: str, options: dict[str, Any], settings: dict[str, Any]) -> TrainConfig:
+    """``base`` training ``loss`` with a previous tune's best ``options`` and shared ``settings``
+    (best.toml's ``[loss_options.<loss>]`` and ``[loss_settings.<loss>]``), checked."""
+    unknown = sorted(set(settings) - set(COMMON_SHARED))
+    if unknown:
+        raise ConfigError(f"warm start for {loss}: unknown shared setting(s) {', '.join(unknown)} "
+                          f"(expected {', '.join(COMMON_SHARED)})")
+    config = base.replace(loss=loss, protocol="tune", loss_options={**base.loss_options, **options}, **settings)
+    plan_run(config)  # names and values checked; listings only
+    return config
 
 
 def _split(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -103,8 +117,11 @@ def check_metric(metric: str, base: TrainConfig) -> None:
 def tune_loss(
     base: TrainConfig, loss: str, output_dir: Path, *, trials: int, metric: str = DEFAULT_METRIC,
     storage: str | None = None, sampler_seed: int = 0, console: Console | None = None,
+    warm_start: TrainConfig | None = None,
 ) -> TuneResult:
-    """Run the remainder of ``trials`` finished trials of ``loss``'s study; return the best."""
+    """Run the remainder of ``trials`` finished trials of ``loss``'s study; return the best.
+    A new study tries the untuned setting first, then ``warm_start`` (e.g. a previous tune's
+    best, :func:`warm_config`) unless it is the same point; both count in ``trials``."""
     import optuna
 
     console = console or Console(stderr=True)
@@ -123,6 +140,8 @@ def tune_loss(
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     if not study.trials:  # a new study: its first trial is the untuned setting
         study.enqueue_trial(starting_point(base, name, space))
+        if warm_start is not None:
+            study.enqueue_trial(starting_point(warm_start, name, space), skip_if_exists=True)
 
     def objective(trial: optuna.Trial) -> float:
         options, settings = _split({key: rng.suggest(trial, key) for key, rng in space.items()})
@@ -263,19 +282,27 @@ def tune(
     base: TrainConfig, output_dir: str | Path, *, losses: Sequence[str], trials: int,
     metric: str = DEFAULT_METRIC, storage: str | None = None, sampler_seed: int = 0,
     command: str | None = None, console: Console | None = None,
+    warm_start: dict[str, tuple[dict[str, Any], dict[str, Any]]] | None = None,
 ) -> list[TuneResult]:
-    """Tune every loss with the same budget; write ``best.toml`` in ``output_dir``."""
+    """Tune every loss with the same budget; write ``best.toml`` in ``output_dir``.
+    ``warm_start`` maps a loss to a previous tune's best (loss options, shared settings), tried
+    as the second trial of its new study (it counts in ``trials``, like every trial)."""
     if trials < 1:
         raise ConfigError(f"trials must be >= 1, got {trials}")
     if not losses:
         raise ConfigError("no loss to tune: --losses is empty")
     check_metric(metric, base)
+    starts: dict[str, TrainConfig] = {}
     for loss in losses:  # every name and setting checked before the first file is written
-        plan_run(base.replace(loss=loss_name(loss), protocol="tune"))
+        name = loss_name(loss)
+        plan_run(base.replace(loss=name, protocol="tune"))
+        if name in (warm_start or {}):
+            starts[name] = warm_config(base, name, *warm_start[name])
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     results = [tune_loss(base, loss, output_dir, trials=trials, metric=metric, storage=storage,
-                         sampler_seed=sampler_seed, console=console) for loss in losses]
+                         sampler_seed=sampler_seed, console=console, warm_start=starts.get(loss_name(loss)))
+               for loss in losses]
     write_best_toml(output_dir / "best.toml", results, command=command,
                     tuning={"trials": trials, "metric": metric}, base=base)
     return results
