@@ -51,7 +51,7 @@ def test_compare_two_losses_writes_every_output(tmp_path, capsys):
 @pytest.mark.slow
 def test_compare_resumes_without_redoing_finished_runs(tmp_path, monkeypatch):
     out = tmp_path / "cmp"
-    args = ["compare", "--losses", "normsoftmax,contrastive", "--epochs", "1",
+    args = ["compare", "--losses", "normsoftmax,contrastive", "--untuned", "--epochs", "1",
             "--batches-per-epoch", "2", "--output", str(out), *TINY]
     assert run_cli(*args) == 0
     finished = json.loads((out / "normsoftmax" / "seed0" / RESULT).read_text())
@@ -281,6 +281,20 @@ def test_compare_loss_options_from_command_line_win_over_the_config_file(tmp_pat
     assert seen == {"cosface": {"scale": 64, "margin": 0.2}, "triplet": {"margin": 0.1}}
     assert run_cli("compare", "--loss-option", "scale=64", "--output", str(tmp_path)) == 2
     assert "LOSS.NAME=VALUE" in capsys.readouterr().err
+
+
+def test_a_tuned_setting_that_does_not_fit_the_batch_is_named(tmp_path, capsys):
+    """The shipped preset tunes samples_per_class per loss for its batch of 80; under another
+    batch size the error says which loss's tuned setting does not fit (nothing is written)."""
+    from losszoo.training.config import read_toml, tuned_preset
+
+    tuned = read_toml(tuned_preset("omniglot"))["loss_settings"]
+    loss, settings = next((name, values) for name, values in tuned.items() if 20 % values["samples_per_class"])
+    out = tmp_path / "cmp"
+    assert run_cli("compare", "--losses", loss, "--batch-size", "20", "--output", str(out)) == 2
+    err = capsys.readouterr().err
+    assert f"{loss} with its per-loss settings" in err
+    assert f"samples_per_class {settings['samples_per_class']}" in err and not out.exists()
 
 
 @pytest.mark.parametrize("config", sorted((Path(__file__).parents[1] / "benchmarks" / "configs").glob("*.toml")))

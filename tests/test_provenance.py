@@ -89,7 +89,7 @@ def test_train_records_provenance_outside_the_fingerprint(tmp_path, monkeypatch)
 
 def test_compare_results_json_has_provenance(tmp_path):
     out = tmp_path / "cmp"
-    assert main(["compare", "--losses", "contrastive", "--device", "cpu", "--output", str(out),
+    assert main(["compare", "--losses", "contrastive", "--untuned", "--device", "cpu", "--output", str(out),
                  *TINY]) == 0
     results = json.loads((out / "results.json").read_text())
     _check_common(results["provenance"])

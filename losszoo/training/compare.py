@@ -90,11 +90,19 @@ def plan_comparison(
         fingerprint = plan.config.fingerprint(exclude=_LOSS_SETTINGS)
         runs.append(PlannedRun(plan, folder, _finished(plan, folder, fingerprint)))
     for name in dict.fromkeys(canonical):
+        settings = settings_by_name.get(name, {})
         for seed in seed_range:
-            plan = plan_run(base.replace(
-                loss=name, seed=seed, loss_options=by_name.get(name, {}),
-                shard_class_weights=base.shard_class_weights and shards_class_weights(name),
-                **settings_by_name.get(name, {})))
+            try:
+                plan = plan_run(base.replace(
+                    loss=name, seed=seed, loss_options=by_name.get(name, {}),
+                    shard_class_weights=base.shard_class_weights and shards_class_weights(name),
+                    **settings))
+            except ConfigError as exc:  # say when a per-loss (e.g. tuned) setting is the cause
+                if not settings:
+                    raise
+                given = ", ".join(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
+                                  for key, value in settings.items())
+                raise ConfigError(f"{name} with its per-loss settings ({given}): {exc}") from None
             folder = output_dir / folder_name(name) / f"seed{seed}"
             done = _finished(plan, folder, plan.fingerprint())
             if done is None:
