@@ -193,3 +193,18 @@ def test_warm_start_must_cover_every_loss_and_is_checked_first(tmp_path, capsys)
                  "-o", str(out)]) == 2
     assert "warm start for normsoftmax: unknown shared setting(s) learning_rate" in capsys.readouterr().err
     assert not out.exists()  # nothing written before the check
+
+
+def test_compare_tune_takes_the_same_warm_start(tmp_path, capsys):
+    previous = tmp_path / "previous.toml"
+    previous.write_text('[loss_options.normsoftmax]\ntemperature = 0.1\n'
+                        '[loss_settings.normsoftmax]\nlr = 0.04\nsamples_per_class = 4\n')
+    tiny = ["--max-classes", "10", "--batch-size", "20", "--samples-per-class", "5", "--dim", "16",
+            "--ks", "1,2", "--epochs", "1", "--batches-per-epoch", "2", "--no-progress", "--no-binary"]
+    out = tmp_path / "c"
+    assert main(["compare", "--losses", "normsoftmax", "--warm-start", str(previous), "-o", str(out), *tiny]) == 2
+    assert "--warm-start needs --tune" in capsys.readouterr().err and not out.exists()
+    assert main(["compare", "--losses", "normsoftmax", "--tune", "2", "--warm-start", str(previous),
+                 "-o", str(out), *tiny]) == 0
+    _, trials = _finished(out / "tune" / "study.db", "normsoftmax")
+    assert trials[1].params == {"loss.temperature": 0.1, "common.lr": 0.04, "common.samples_per_class": 4}

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from losszoo.cli.options import (HelpFormatter, add_log_options, add_training_options, config_from_args,
-                                 parse_loss_options, plain)
+from losszoo.cli.options import (HelpFormatter, add_log_options, add_training_options, add_warm_start_option,
+                                 config_from_args, parse_loss_options, plain, warm_start_tables)
 from losszoo.errors import ConfigError
 
 
@@ -27,6 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "then compare with the best settings under protocol final over --seeds")
     parser.add_argument("--metric", default="map_at_r", help="validation metric tuned (with --tune)")
     parser.add_argument("--storage", default=None, help="Optuna storage URL (with --tune)")
+    add_warm_start_option(parser, note=" (with --tune)")
     parser.add_argument("--untuned", action="store_true",
                         help="without --config: the papers' per-loss defaults instead of the "
                         "dataset's shipped tuned preset (losszoo/training/presets/<dataset>.toml)")
@@ -47,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from losszoo.training.config import TrainConfig, tuned_preset
     from losszoo.tuning.study import SCHEDULE
 
+    if args.warm_start and not args.tune:
+        raise ConfigError("--warm-start needs --tune N (it seeds the tuning studies)")
     if args.config is None and not args.untuned and not args.tune:
         args.config = tuned_preset(args.dataset or TrainConfig.dataset)
     config, table = config_from_args(args)
@@ -70,9 +73,10 @@ def run(args: argparse.Namespace) -> int:
         from losszoo.tuning import tune
 
         names = losses or list_losses(namespaced=False)
+        warm_start = warm_start_tables(args.warm_start, names) if args.warm_start else None
         results = tune(config.replace(protocol="tune", eval_every=0), output / "tune", losses=names,
                        trials=args.tune, metric=args.metric, storage=args.storage,
-                       command=command_line(args), console=Console(stderr=True))
+                       command=command_line(args), console=Console(stderr=True), warm_start=warm_start)
         for result in results:
             options.setdefault(result.loss, {}).update(result.loss_options)
             settings.setdefault(result.loss, {}).update(result.loss_settings)

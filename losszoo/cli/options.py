@@ -174,6 +174,27 @@ def file_loss_tables(table: dict[str, Any], loss: str) -> tuple[dict[str, Any], 
     return pick("loss_options"), pick("loss_settings")
 
 
+def add_warm_start_option(parser: argparse.ArgumentParser, *, note: str = "") -> None:
+    parser.add_argument("--warm-start", dest="warm_start", default=None, metavar="BEST_TOML",
+                        help="a previous tune's best.toml: each new study tries its loss's best second "
+                             f"(after the untuned setting); it must cover every loss tuned{note}")
+
+
+def warm_start_tables(path: str, losses: list[str]) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Each loss's (options, shared settings) from a previous tune's best.toml; every loss tuned
+    must have them, so that each gets the same warm start."""
+    from losszoo.training.plan import loss_name
+
+    table = read_toml(path)
+    best = {loss_name(loss): file_loss_tables(table, loss) for loss in losses}
+    flat = table.get("loss_options") and not any(isinstance(v, dict) for v in table["loss_options"].values())
+    missing = [name for name, (options, settings) in best.items() if flat or not (options or settings)]
+    if missing:
+        raise ConfigError(f"{path}: no loss_options.<loss> or loss_settings.<loss> table for "
+                          f"{', '.join(missing)} (a warm start must cover every loss tuned)")
+    return best
+
+
 def parse_loss_options(items: list[str] | None, flag: str = "--loss-option") -> dict[str, Any]:
     """``--loss-option temperature=0.1`` pairs, values parsed as numbers/booleans when they can be."""
     options: dict[str, Any] = {}

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from losszoo.cli.compare import command_line
-from losszoo.cli.options import (HelpFormatter, add_training_options, config_from_args, file_loss_tables, plain,
-                                 read_toml)
-from losszoo.errors import ConfigError
+from losszoo.cli.options import (HelpFormatter, add_training_options, add_warm_start_option, config_from_args,
+                                 plain, warm_start_tables)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -22,9 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--metric", default="map_at_r", help="validation metric to maximise")
     parser.add_argument("--storage", default=None,
                         help="Optuna storage URL (any SQLAlchemy URL); default SQLite in the output folder")
-    parser.add_argument("--warm-start", dest="warm_start", default=None, metavar="BEST_TOML",
-                        help="a previous tune's best.toml: each new study tries its loss's best second "
-                             "(after the untuned setting); it must cover every loss tuned")
+    add_warm_start_option(parser)
     parser.add_argument("--sampler-seed", dest="sampler_seed", type=int, default=0, help="TPE sampler seed")
     add_training_options(parser)
     parser.set_defaults(run=run)
@@ -39,24 +35,10 @@ def run(args: argparse.Namespace) -> int:
     config, table = config_from_args(args, protocol="tune")
     losses = args.losses or table.get("losses") or list_losses(namespaced=False)
     output = Path(args.output or f"runs/tune-{config.dataset}-{config.backbone}-{config.dim}")
-    warm_start = previous_best(args.warm_start, losses) if args.warm_start else None
+    warm_start = warm_start_tables(args.warm_start, losses) if args.warm_start else None
     tune(config.replace(eval_every=0), output, losses=losses, trials=args.trials, metric=args.metric,
          storage=args.storage, sampler_seed=args.sampler_seed, command=command_line(args),
          console=Console(stderr=True), warm_start=warm_start)
     Console().print(f"best settings: {output / 'best.toml'} (losszoo compare --config {output / 'best.toml'})")
     return 0
 
-
-def previous_best(path: str, losses: list[str]) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
-    """Each loss's (options, shared settings) from a previous tune's best.toml; every loss tuned
-    must have them, so that each gets the same warm start."""
-    from losszoo.training.plan import loss_name
-
-    table = read_toml(path)
-    best = {loss_name(loss): file_loss_tables(table, loss) for loss in losses}
-    flat = table.get("loss_options") and not any(isinstance(v, dict) for v in table["loss_options"].values())
-    missing = [name for name, (options, settings) in best.items() if flat or not (options or settings)]
-    if missing:
-        raise ConfigError(f"{path}: no loss_options.<loss> or loss_settings.<loss> table for "
-                          f"{', '.join(missing)} (a warm start must cover every loss tuned)")
-    return best
