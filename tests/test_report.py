@@ -20,14 +20,15 @@ def _record(loss, seed, map_at_r, curve=()):
                         "binary/recall@1": map_at_r}}
 
 
-def test_convergence_flag_uses_the_last_two_evaluations():
-    assert converged(_record("a", 0, 0.5, [0.1, 0.3, 0.40, 0.405])) is True
-    assert converged(_record("a", 0, 0.5, [0.1, 0.3, 0.35, 0.40])) is False  # +5 points
-    assert converged(_record("a", 0, 0.5, [0.2])) is None
+def test_convergence_flag_uses_the_last_three_evaluations():
+    assert converged(_record("a", 0, 0.5, [0.1, 0.3, 0.40, 0.404, 0.405])) is True
+    assert converged(_record("a", 0, 0.5, [0.1, 0.3, 0.35, 0.40, 0.401])) is False  # +5.1 over two
+    assert converged(_record("a", 0, 0.5, [0.1, 0.3, 0.39, 0.40, 0.405])) is False  # +1.5 over two
+    assert converged(_record("a", 0, 0.5, [0.2, 0.3])) is None
 
 
 def test_summary_ci_mark_and_files(tmp_path):
-    records = [_record("a", s, v, [0.1, 0.2, 0.5, 0.5]) for s, v in enumerate([0.60, 0.62, 0.61])]
+    records = [_record("a", s, v, [0.1, 0.5, 0.5, 0.5]) for s, v in enumerate([0.60, 0.62, 0.61])]
     records += [_record("b", s, v, [0.1, 0.2, 0.3, 0.4]) for s, v in enumerate([0.40, 0.41, 0.405])]
     records += [_record("c", s, v) for s, v in enumerate([0.59, 0.63, 0.60])]
     rows = {row["loss"]: row for row in summarize(records)}
@@ -53,7 +54,7 @@ def test_csv_leaves_std_blank_for_one_seed(tmp_path):
 def test_protocol_final_runs_are_flagged_by_their_tuning_curve():
     """A final run has no validation curve; the best tuning trial of the same schedule stands in."""
     records = [_record("a", s, 0.5) for s in range(2)] + [_record("b", s, 0.5) for s in range(2)]
-    rows = {row["loss"]: row for row in summarize(records, {"a": [0.2, 0.30, 0.305], "b": [0.2, 0.3, 0.4]})}
+    rows = {row["loss"]: row for row in summarize(records, {"a": [0.2, 0.30, 0.302, 0.305], "b": [0.2, 0.3, 0.4]})}
     assert rows["a"]["not_converged"] == 0 and rows["b"]["not_converged"] == 1
     assert all(row["not_converged"] == 0 for row in summarize(records))
 

@@ -23,10 +23,12 @@ from losszoo.training.checkpoint import atomic_write, write_json, write_text
 
 MARK_METRIC = "map_at_r"  # the metric the "indistinguishable from best" mark is computed on
 # A run is "not converged" when its validation metric rose by more than this between the first
-# and the last of its last CONVERGENCE_WINDOW evaluations (0.01 = 1 point of MAP@R).
+# and the last of its last CONVERGENCE_WINDOW evaluations (0.01 = 1 point of MAP@R). Three
+# evaluations (two epochs when scored every epoch): over one epoch, a schedule that ends at
+# lr / 100 looks flat even when 3 more epochs add 5-9 points (docs/compare-omniglot.md).
 CONVERGENCE_METRIC = "map_at_r"
 CONVERGENCE_THRESHOLD = 0.01
-CONVERGENCE_WINDOW = 2
+CONVERGENCE_WINDOW = 3
 
 
 def validation_curve(record: dict[str, Any], metric: str = CONVERGENCE_METRIC) -> list[tuple[int, float]]:
