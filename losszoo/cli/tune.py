@@ -41,4 +41,3 @@ def run(args: argparse.Namespace) -> int:
          console=Console(stderr=True), warm_start=warm_start)
     Console().print(f"best settings: {output / 'best.toml'} (losszoo compare --config {output / 'best.toml'})")
     return 0
-
