@@ -17,6 +17,9 @@ from losszoo.tuning import search_space, tune
 
 TINY = dict(max_classes=10, batch_size=20, samples_per_class=5, dim=16, ks=(1, 2), epochs=2,
             batches_per_epoch=2, binary=False, protocol="tune")
+# The same slice as command-line options, with one epoch.
+TINY_ARGS = ["--max-classes", "10", "--batch-size", "20", "--samples-per-class", "5", "--dim", "16",
+             "--ks", "1,2", "--epochs", "1", "--batches-per-epoch", "2", "--no-progress", "--no-binary"]
 
 
 @pytest.fixture
@@ -81,9 +84,7 @@ def test_plugin_loss_search_space_is_tuned(tmp_path, loss_registry, no_test_spli
 
 
 def test_best_toml_round_trips_into_compare(tmp_path):
-    tiny = ["--max-classes", "10", "--batch-size", "20", "--samples-per-class", "5", "--dim", "16",
-            "--ks", "1,2", "--epochs", "1", "--batches-per-epoch", "2", "--no-progress", "--no-binary"]
-    assert main(["tune", "--losses", "triplet", "--trials", "1", "-o", str(tmp_path / "t"), *tiny]) == 0
+    assert main(["tune", "--losses", "triplet", "--trials", "1", "-o", str(tmp_path / "t"), *TINY_ARGS]) == 0
     best = read_toml(tmp_path / "t" / "best.toml")
     assert "losszoo tune" in (tmp_path / "t" / "best.toml").read_text().splitlines()[1]
     # The schedule travels in best.toml: compare given only the file trains the tuned schedule.
@@ -169,10 +170,8 @@ def test_warm_start_is_the_second_trial_and_counts_in_the_budget(tmp_path, no_te
                         '[loss_settings.normsoftmax]\nlr = 0.04\nsamples_per_class = 4\n'
                         '[loss_options.cosface]\nscale = 64.0\nmargin = 0.35\n'
                         '[loss_settings.cosface]\nlr = 0.01\nsamples_per_class = 5\n')
-    tiny = ["--max-classes", "10", "--batch-size", "20", "--samples-per-class", "5", "--dim", "16",
-            "--ks", "1,2", "--epochs", "1", "--batches-per-epoch", "2", "--no-progress", "--no-binary"]
     assert main(["tune", "--losses", "normsoftmax,cosface", "--trials", "2", "--warm-start", str(previous),
-                 "-o", str(tmp_path / "t"), *tiny]) == 0
+                 "-o", str(tmp_path / "t"), *TINY_ARGS]) == 0
     _, normsoftmax = _finished(tmp_path / "t" / "study.db", "normsoftmax")
     assert normsoftmax[0].params == {"loss.temperature": 0.05, "common.lr": 0.01, "common.samples_per_class": 5}
     assert normsoftmax[1].params == {"loss.temperature": 0.1, "common.lr": 0.04, "common.samples_per_class": 4}
@@ -199,12 +198,10 @@ def test_compare_tune_takes_the_same_warm_start(tmp_path, capsys):
     previous = tmp_path / "previous.toml"
     previous.write_text('[loss_options.normsoftmax]\ntemperature = 0.1\n'
                         '[loss_settings.normsoftmax]\nlr = 0.04\nsamples_per_class = 4\n')
-    tiny = ["--max-classes", "10", "--batch-size", "20", "--samples-per-class", "5", "--dim", "16",
-            "--ks", "1,2", "--epochs", "1", "--batches-per-epoch", "2", "--no-progress", "--no-binary"]
     out = tmp_path / "c"
-    assert main(["compare", "--losses", "normsoftmax", "--warm-start", str(previous), "-o", str(out), *tiny]) == 2
+    assert main(["compare", "--losses", "normsoftmax", "--warm-start", str(previous), "-o", str(out), *TINY_ARGS]) == 2
     assert "--warm-start needs --tune" in capsys.readouterr().err and not out.exists()
     assert main(["compare", "--losses", "normsoftmax", "--tune", "2", "--warm-start", str(previous),
-                 "-o", str(out), *tiny]) == 0
+                 "-o", str(out), *TINY_ARGS]) == 0
     _, trials = _finished(out / "tune" / "study.db", "normsoftmax")
     assert trials[1].params == {"loss.temperature": 0.1, "common.lr": 0.04, "common.samples_per_class": 4}

@@ -157,9 +157,8 @@ def file_loss_tables(table: dict[str, Any], loss: str) -> tuple[dict[str, Any], 
     """A config file's hyperparameters and shared settings for the one loss ``loss`` trains: a
     flat ``[loss_options]`` table, or the loss's own ``[loss_options.<loss>]`` and
     ``[loss_settings.<loss>]`` tables (best.toml's, matched by canonical name or alias)."""
-    options = table.get("loss_options", {})
-    if options and not any(isinstance(v, dict) for v in options.values()):
-        return dict(options), {}
+    if _flat_loss_options(table):
+        return dict(table["loss_options"]), {}
     from losszoo.training.plan import loss_name
 
     def canonical(name: str) -> str:
@@ -172,6 +171,13 @@ def file_loss_tables(table: dict[str, Any], loss: str) -> tuple[dict[str, Any], 
     pick = lambda key: {k: v for name, values in table.get(key, {}).items()  # noqa: E731
                         if canonical(name) == wanted for k, v in values.items()}
     return pick("loss_options"), pick("loss_settings")
+
+
+def _flat_loss_options(table: dict[str, Any]) -> bool:
+    """Whether the file's ``[loss_options]`` is one flat table (for the one loss trained), not
+    per-loss ``[loss_options.<loss>]`` tables."""
+    options = table.get("loss_options", {})
+    return bool(options) and not any(isinstance(v, dict) for v in options.values())
 
 
 def add_warm_start_option(parser: argparse.ArgumentParser, *, note: str = "") -> None:
@@ -187,7 +193,7 @@ def warm_start_tables(path: str, losses: list[str]) -> dict[str, tuple[dict[str,
 
     table = read_toml(path)
     best = {loss_name(loss): file_loss_tables(table, loss) for loss in losses}
-    flat = table.get("loss_options") and not any(isinstance(v, dict) for v in table["loss_options"].values())
+    flat = _flat_loss_options(table)
     missing = [name for name, (options, settings) in best.items() if flat or not (options or settings)]
     if missing:
         raise ConfigError(f"{path}: no loss_options.<loss> or loss_settings.<loss> table for "

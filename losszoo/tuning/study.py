@@ -292,17 +292,17 @@ def tune(
     if not losses:
         raise ConfigError("no loss to tune: --losses is empty")
     check_metric(metric, base)
+    names = [loss_name(loss) for loss in losses]
     starts: dict[str, TrainConfig] = {}
-    for loss in losses:  # every name and setting checked before the first file is written
-        name = loss_name(loss)
+    for name in names:  # every name and setting checked before the first file is written
         plan_run(base.replace(loss=name, protocol="tune"))
         if name in (warm_start or {}):
             starts[name] = warm_config(base, name, *warm_start[name])
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    results = [tune_loss(base, loss, output_dir, trials=trials, metric=metric, storage=storage,
-                         sampler_seed=sampler_seed, console=console, warm_start=starts.get(loss_name(loss)))
-               for loss in losses]
+    results = [tune_loss(base, name, output_dir, trials=trials, metric=metric, storage=storage,
+                         sampler_seed=sampler_seed, console=console, warm_start=starts.get(name))
+               for name in names]
     write_best_toml(output_dir / "best.toml", results, command=command,
                     tuning={"trials": trials, "metric": metric}, base=base)
     return results
