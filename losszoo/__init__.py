@@ -13,15 +13,19 @@ from typing import Any
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArcFace",
     "Contrastive",
     "CosFace",
     "LiftedStructure",
     "LossSpec",
     "Margin",
     "MetricLoss",
+    "MultiSimilarity",
     "NPair",
     "NormSoftmax",
+    "ProxyAnchor",
     "ProxyNCA",
+    "SupCon",
     "Triplet",
     "create_loss",
     "get_loss_spec",

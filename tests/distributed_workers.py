@@ -50,7 +50,8 @@ def _batch(loss_name: str) -> tuple[Tensor, Tensor]:
 LOSS_CASES: list[tuple[str, dict]] = [
     ("contrastive", {}), ("triplet", {}), ("npair", {}), ("lifted", {}), ("margin", {}),
     ("normsoftmax", {}), ("normsoftmax", {"class_subsample": 0.5}), ("cosface", {}),
-    ("proxynca", {}),
+    ("proxynca", {}), ("proxyanchor", {}), ("multisimilarity", {"base": 0.5}), ("arcface", {}),
+    ("supcon", {}),
 ]
 
 
@@ -199,7 +200,7 @@ def check_sharded_class_weights(rank: int, world_size: int) -> list[str]:
     share = BATCH // world_size
     part = slice(rank * share, (rank + 1) * share)
     cases = [("normsoftmax", {}), ("cosface", {}), ("proxynca", {}),
-             ("proxynca", {"include_positive": True})]
+             ("proxynca", {"include_positive": True}), ("arcface", {})]
     for name, options in cases:
         x, labels = _batch(name)
         runs = {}

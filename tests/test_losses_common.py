@@ -81,8 +81,8 @@ def test_degenerate_batches_are_finite(name, case):
 
 # Losses built on anchor-positive pairs have nothing to measure without positives (N-pair's L2
 # penalty is over pairs too); triplet and lifted have nothing without negatives either.
-NEEDS_POSITIVES = {"triplet", "margin", "npair", "lifted"}
-NEEDS_NEGATIVES = {"triplet", "lifted"}
+NEEDS_POSITIVES = {"triplet", "margin", "npair", "lifted", "multisimilarity", "supcon"}
+NEEDS_NEGATIVES = {"triplet", "lifted", "multisimilarity"}
 
 
 @pytest.mark.parametrize("name", sorted(NEEDS_POSITIVES & set(ALL_LOSSES)))

@@ -18,6 +18,7 @@ from losszoo.errors import ConfigError
 PAPER_LOSSES = [
     "contrastive", "cosface", "lifted", "margin", "normsoftmax", "npair", "proxynca", "triplet",
 ]
+MODERN_LOSSES = ["arcface", "multisimilarity", "proxyanchor", "supcon"]
 
 
 class _Toy(MetricLoss):
@@ -33,8 +34,27 @@ def test_all_paper_losses_are_registered_and_importable():
     assert set(PAPER_LOSSES) <= set(list_losses())
     assert get_loss_spec("lmcl") is get_loss_spec("cosface")
     for cls_name in ("NormSoftmax", "CosFace", "ProxyNCA", "Triplet", "Margin", "NPair",
-                     "LiftedStructure", "Contrastive"):
+                     "LiftedStructure", "Contrastive", "ProxyAnchor", "MultiSimilarity", "ArcFace",
+                     "SupCon"):
         assert issubclass(getattr(losszoo, cls_name), MetricLoss)
+
+
+def test_groups_come_from_the_specs_and_the_paper_group_is_the_default():
+    groups = losszoo.losses.loss_groups()
+    assert groups["paper"] == PAPER_LOSSES and groups["modern"] == MODERN_LOSSES
+    assert groups["all"] == list_losses(namespaced=False)
+    assert losszoo.losses.select_losses() == PAPER_LOSSES
+    assert losszoo.losses.select_losses(["ms", "modern", "LMCL", "unknown"]) == [
+        "multisimilarity", "arcface", "proxyanchor", "supcon", "cosface", "unknown"]
+
+
+def test_a_registered_group_is_selectable_and_a_loss_shadows_a_group(loss_registry):
+    register_loss("toy", group="toys")(_Toy)
+    assert losszoo.losses.select_losses(["toys"]) == ["toy"]
+    register_loss("toys")(type("_Toys", (_Toy,), {}))
+    assert losszoo.losses.select_losses(["toys"]) == ["toys"]
+    with pytest.raises(ValueError, match="reserved"):
+        register_loss("toy2", group="all")
 
 
 def test_list_losses_is_sorted_and_filters_with_fnmatch():

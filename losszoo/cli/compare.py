@@ -15,7 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("compare", help="train and compare losses", description=plain(__doc__),
                                    formatter_class=HelpFormatter)
     parser.add_argument("--losses", type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
-                        help="comma-separated loss names (default: every registered loss)")
+                        help="comma-separated loss names or groups: paper (the default: the eight losses "
+                        "Zhai & Wu compare), modern (Proxy-Anchor, Multi-Similarity, ArcFace, SupCon), all")
     parser.add_argument("--seeds", type=int, default=None,
                         help="seeds per loss (default: 1, or the config file's seeds: 3 in the "
                         "shipped omniglot preset)")
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from losszoo.distributed import init_distributed
+    from losszoo.losses import select_losses
     from losszoo.training.compare import compare
     from losszoo.training.plan import loss_name
     from losszoo.training.config import TrainConfig, tuned_preset
@@ -53,11 +55,11 @@ def run(args: argparse.Namespace) -> int:
     if args.config is None and not args.untuned and not args.tune:
         args.config = tuned_preset(args.dataset or TrainConfig.dataset)
     config, table = config_from_args(args)
-    losses = args.losses if args.losses is not None else table.get("losses")
+    losses = select_losses(args.losses if args.losses is not None else table.get("losses"))
     seeds = args.seeds if args.seeds is not None else table.get("seeds", 1)
     output = Path(args.output or f"runs/compare-{config.dataset}-{config.backbone}-{config.dim}")
     if args.losses:  # a config file (e.g. the shipped preset) may cover more losses than compared
-        wanted = {loss_name(name) for name in args.losses}
+        wanted = {loss_name(name) for name in select_losses(args.losses)}
         for key in ("loss_options", "loss_settings"):
             table[key] = {k: v for k, v in table.get(key, {}).items() if loss_name(k) in wanted}
     options, settings = loss_options(args, table), loss_settings(table)
@@ -69,10 +71,9 @@ def run(args: argparse.Namespace) -> int:
             Console(stderr=True).print(f"warning: {args.config} was tuned for other {', '.join(changed)}; "
                                        "the table says so")
     if args.tune:
-        from losszoo.losses import list_losses
         from losszoo.tuning import tune
 
-        names = losses or list_losses(namespaced=False)
+        names = losses
         warm_start = warm_start_tables(args.warm_start, names) if args.warm_start else None
         results = tune(config.replace(protocol="tune", eval_every=0), output / "tune", losses=names,
                        trials=args.tune, metric=args.metric, storage=args.storage,

@@ -1,5 +1,5 @@
-"""``losszoo list``: the registered losses (with their samplers and defaults), samplers,
-backbones and datasets."""
+"""``losszoo list``: the registered losses (with their groups, samplers, defaults and search
+spaces), samplers, backbones and datasets."""
 
 from __future__ import annotations
 
@@ -31,15 +31,17 @@ def loss_rows(names: list[str]) -> list[list[str]]:
         rows.append([
             name,
             ", ".join(a for a, target in aliases.items() if target == name),
+            spec.group or "",
             spec.sampler,
             ", ".join(f"{k}={v}" for k, v in spec.defaults.items() if v is not None),
+            ", ".join(f"{k} {v}" for k, v in spec.search_space.items()),
             ", ".join(spec.tags),
         ])
     return rows
 
 
 def print_losses_table(console: Any, names: list[str]) -> None:
-    print_table(console, "losses", ("name", "aliases", "sampler", "defaults", "tags"), loss_rows(names))
+    print_table(console, "losses", ("name", "aliases", "group", "sampler", "defaults", "search space", "tags"), loss_rows(names))
 
 
 def print_losses(console: Any, pattern: str) -> None:

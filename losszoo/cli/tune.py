@@ -15,7 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("tune", help="tune each loss on validation classes", description=plain(__doc__),
                                    formatter_class=HelpFormatter)
     parser.add_argument("--losses", type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
-                        help="comma-separated loss names (default: every registered loss)")
+                        help="comma-separated loss names or groups: paper (the default: the eight losses "
+                        "Zhai & Wu compare), modern (Proxy-Anchor, Multi-Similarity, ArcFace, SupCon), all")
     parser.add_argument("--trials", type=int, default=20, help="finished trials per loss")
     parser.add_argument("--metric", default="map_at_r", help="validation metric to maximise")
     parser.add_argument("--storage", default=None,
@@ -29,11 +30,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from losszoo.losses import list_losses
+    from losszoo.losses import select_losses
     from losszoo.tuning import tune
 
     config, table = config_from_args(args, protocol="tune")
-    losses = args.losses or table.get("losses") or list_losses(namespaced=False)
+    losses = select_losses(args.losses or table.get("losses"))
     output = Path(args.output or f"runs/tune-{config.dataset}-{config.backbone}-{config.dim}")
     warm_start = warm_start_tables(args.warm_start, losses) if args.warm_start else None
     tune(config.replace(eval_every=0), output, losses=losses, trials=args.trials, metric=args.metric,

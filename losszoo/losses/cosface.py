@@ -21,7 +21,7 @@ from losszoo.losses.registry import register_loss
 # Search ranges: Wang et al. (2018) study m in [0, 0.45] (Sec. 4.2, Fig. 4) at s = 64; the scale
 # range spans NormSoftmax's 1/T = 20 and the paper's 64.
 @register_loss(
-    "cosface", sampler="class_balanced", aliases=("lmcl",), tags=("classification", "proxy"),
+    "cosface", sampler="class_balanced", group="paper", aliases=("lmcl",), tags=("classification", "proxy"),
     hyperparameters={
         "scale": Hyper(gt=0, search=LogUniform(8.0, 64.0)),
         "margin": Hyper(ge=0, search=Uniform(0.0, 0.45)),

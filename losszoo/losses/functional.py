@@ -49,6 +49,13 @@ def masked_logsumexp(values: Tensor, mask: Tensor, dim: int = 1) -> Tensor:
     return torch.logsumexp(masked, dim=dim).masked_fill(empty.squeeze(dim), float("-inf"))
 
 
+def log1p_sum_exp(values: Tensor, mask: Tensor, dim: int = 1) -> Tensor:
+    """``log(1 + sum(exp(values)))`` over the entries where ``mask`` holds, computed stably;
+    0 (with zero gradient) where the mask is empty."""
+    lse = masked_logsumexp(values, mask, dim=dim)
+    return torch.logaddexp(torch.zeros_like(lse), lse)
+
+
 
 # -- mined tuples (pytorch-metric-learning's indices_tuple formats) ------------------------------
 Triplets = tuple[Tensor, Tensor, Tensor]  # (anchor, positive, negative) batch indices

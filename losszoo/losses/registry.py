@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -46,6 +46,9 @@ class LossSpec:
         global_batch: under torchrun, whether the loss must see the global batch (the harness
             gathers every rank's embeddings and labels for it, with gradients); False for a
             loss that is a mean over samples of per-sample terms, computed per rank.
+        group: the comparison group the loss belongs to (``"paper"``: the eight losses Zhai &
+            Wu compare, the default of ``losszoo compare``; ``"modern"``: the later ones), or
+            None; ``--losses GROUP`` names a group's losses (:func:`select_losses`).
     """
 
     name: str
@@ -59,6 +62,7 @@ class LossSpec:
     aliases: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     global_batch: bool = True
+    group: str | None = None
 
     @property
     def search_space(self) -> dict[str, SearchRange]:
@@ -73,6 +77,9 @@ class LossSpec:
 
 
 LOSSES: Registry[LossSpec] = Registry("loss", entry_point_group=ENTRY_POINT_GROUP)
+
+DEFAULT_GROUP = "paper"  # what ``losszoo compare`` and ``losszoo tune`` run without --losses
+ALL_GROUP = "all"  # every loss without a namespace
 
 
 def _constructor_defaults(cls: type) -> tuple[dict[str, Any], set[str]]:
@@ -144,6 +151,7 @@ def register_loss(
     hyperparameters: Mapping[str, Hyper] | None = None,
     search_space: Mapping[str, SearchRange] | None = None,
     global_batch: bool = True,
+    group: str | None = None,
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator adding a loss to the zoo.
 
@@ -156,6 +164,7 @@ def register_loss(
     its hyperparameters on construction, whoever builds it. ``global_batch`` (default True,
     always exact): under torchrun the harness gathers the global batch for the loss; declare
     False only for a per-sample mean without batch-dependent choices (no mining, no sampling).
+    ``group`` puts the loss in a named comparison group (:func:`select_losses`).
 
     Example::
 
@@ -163,6 +172,9 @@ def register_loss(
         class MyLoss(MetricLoss):
             def __init__(self, margin: float = 0.1): ...
     """
+
+    if group is not None and (group == ALL_GROUP or ":" in group):
+        raise ValueError(f"@register_loss({name!r}): group {group!r} is reserved or namespaced")
 
     def wrap(cls: type[nn.Module]) -> type[nn.Module]:
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
@@ -200,6 +212,7 @@ def register_loss(
             aliases=tuple(aliases),
             tags=tuple(tags),
             global_batch=bool(global_batch),
+            group=group,
         )
         LOSSES.add(name, spec, aliases=spec.aliases)
         if "_losszoo_spec" not in cls.__dict__:  # one class registered twice keeps its first spec
@@ -214,6 +227,36 @@ def list_losses(pattern: str = "*", *, namespaced: bool = True) -> list[str]:
     """Registered loss names matching the fnmatch ``pattern`` (e.g. ``"*softmax*"``), sorted;
     only names without a namespace (no ``pml:*``, ``example:*``) if ``namespaced`` is false."""
     return LOSSES.names(pattern, namespaced=namespaced)
+
+
+def loss_groups() -> dict[str, list[str]]:
+    """Each group's losses (without namespace, sorted): the groups their specs declare, and
+    ``"all"``, every loss without a namespace."""
+    names = list_losses(namespaced=False)
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        group = get_loss_spec(name).group
+        if group is not None:
+            groups.setdefault(group, []).append(name)
+    return {**groups, ALL_GROUP: names}
+
+
+def select_losses(names: Sequence[str] | None = None) -> list[str]:
+    """``names`` with each group name replaced by its losses and each alias by its loss, in
+    order, without repeats; None gives the default group, ``"paper"``. A loss shadows a group
+    of the same name; an unknown name is kept as given, for the caller to refuse."""
+    if names is None:
+        names = [DEFAULT_GROUP]
+    groups = loss_groups()
+    selected: dict[str, None] = {}
+    for name in names:
+        if name in LOSSES:
+            members = [LOSSES.canonical(name)]
+        else:
+            members = groups.get(name.lower(), [name])
+        for member in members:
+            selected.setdefault(member, None)
+    return list(selected)
 
 
 def get_loss_spec(name: str) -> LossSpec:

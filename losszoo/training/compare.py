@@ -20,7 +20,7 @@ from rich.console import Console
 
 from losszoo.distributed import init_distributed
 from losszoo.errors import ConfigError, OutputError
-from losszoo.losses import list_losses
+from losszoo.losses import select_losses
 from losszoo.training.checkpoint import folder_name, output_lock, read_json, write_json
 from losszoo.training.config import TrainConfig
 from losszoo.training.plan import (
@@ -72,7 +72,7 @@ def plan_comparison(
         raise ConfigError(f"seeds must be >= 1, got {seeds}")
     if losses is not None and not losses:
         raise ConfigError("no loss to compare: --losses is empty")
-    names = list(losses) if losses else list_losses(namespaced=False)
+    names = select_losses(losses)
     canonical = [loss_name(name) for name in names]
     by_name: dict[str, dict[str, Any]] = {}  # an alias's options merge into its loss's, none dropped
     for name, options in (loss_options or {}).items():
