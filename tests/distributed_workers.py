@@ -245,5 +245,52 @@ def check_sharded_class_weights(rank: int, world_size: int) -> list[str]:
     return failures
 
 
-EXTRA_CHECKS: list[Callable[[int, int], list[str]]] = [check_sharded_class_weights]
+def check_cross_batch_memory(rank: int, world_size: int) -> list[str]:
+    """A cross-batch memory under the global batch: three steps (the memory wraps) give the loss
+    and model gradients of one process on the concatenated batches, and every rank ends with
+    one process's memory, hence the same memory on every rank."""
+    from losszoo.distributed import GlobalBatch, convert_batchnorm
+    from losszoo.losses import create_loss
+    from losszoo.losses.xbm import CrossBatchMemory
+
+    failures = []
+    share = BATCH // world_size
+    part = slice(rank * share, (rank + 1) * share)
+    g = torch.Generator().manual_seed(5)
+    steps = [(torch.randn(BATCH, FEATURES, generator=g, dtype=torch.float64),
+              torch.randperm(4, generator=g)[:3].repeat_interleave(4)) for _ in range(3)]
+    for name, options in (("multisimilarity", {"base": 0.5}), ("supcon", {}), ("contrastive", {})):
+        single_model = _tiny_model(0)
+        single = CrossBatchMemory(create_loss(name, embedding_dim=DIM, **options), DIM, 30).double()
+        model = convert_batchnorm(_tiny_model(0), torch.device("cpu"))
+        ddp = nn.parallel.DistributedDataParallel(model)
+        memory = CrossBatchMemory(create_loss(name, embedding_dim=DIM, **options), DIM, 30).double()
+        distributed = GlobalBatch(memory)
+        for step, (x, labels) in enumerate(steps):
+            single_model.zero_grad(), model.zero_grad()
+            expected = single(single_model(x), labels)
+            expected.backward()
+            value = distributed(ddp(x[part]), labels[part])
+            value.backward()
+            what = f"xbm {name} step {step}"
+            if abs(value.item() - expected.item()) > TOLERANCE:
+                failures.append(f"{what}: loss {value.item()} vs {expected.item()}")
+            _compare(f"{what} model", _grads(model), _grads(single_model), failures)
+        # Against one process: equal up to the model's rounding (global BatchNorm sums
+        # differently); across ranks: bitwise.
+        for key, buffer in single.state_dict().items():
+            ours = memory.state_dict()[key]
+            if ours.dtype.is_floating_point:
+                if (ours - buffer).abs().max().item() > TOLERANCE:
+                    failures.append(f"xbm {name}: {key} differs from one process's")
+            elif not torch.equal(ours, buffer):
+                failures.append(f"xbm {name}: {key} differs from one process's")
+            copies = [torch.empty_like(ours) for _ in range(world_size)]
+            dist.all_gather(copies, ours.contiguous())
+            if not all(torch.equal(copy, ours) for copy in copies):
+                failures.append(f"xbm {name}: {key} differs between ranks")
+    return failures
+
+
+EXTRA_CHECKS: list[Callable[[int, int], list[str]]] = [check_sharded_class_weights, check_cross_batch_memory]
 

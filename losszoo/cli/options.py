@@ -101,6 +101,11 @@ def add_training_options(parser: argparse.ArgumentParser, *, only: frozenset[str
     add("--shard-class-weights", dest="shard_class_weights", action="store_const", const=True,
         show_default=False, help="under torchrun, split the class weights of NormSoftmax, CosFace "
         "and Proxy-NCA across ranks (model-parallel softmax); compare shards only those losses")
+    add("--xbm", dest="xbm", type=int, metavar="SIZE",
+        help="cross-batch memory of SIZE embeddings (Wang et al. 2020) for contrastive, "
+        "multisimilarity and supcon; 0: none")
+    add("--xbm-start", dest="xbm_start", type=int, metavar="STEP",
+        help="the first training step (warm-up included) that uses the cross-batch memory")
     add("--lr-milestones", dest="lr_milestones", type=_int_tuple, help="epochs after the warm-up")
     add("--weight-decay", dest="weight_decay", type=float)
     add("--batches-per-epoch", dest="batches_per_epoch", type=int, show_default=False,

@@ -22,7 +22,9 @@ from torch import Tensor
 
 from losszoo.hyperparams import Hyper, Uniform
 from losszoo.losses.base import MetricLoss
-from losszoo.losses.functional import convert_to_pairs, label_masks, masked_mean, pairwise_distances
+from losszoo.losses.functional import (
+    convert_to_pairs, cross_distances, label_masks, masked_mean, pairwise_distances,
+)
 from losszoo.losses.registry import register_loss
 
 
@@ -50,6 +52,15 @@ class Contrastive(MetricLoss):
             positive, distances.square(), F.relu(self.margin - distances).square()
         )
         return masked_mean(pair_losses, positive | negative)
+
+    def compute_against(self, embeddings: Tensor, labels: Tensor, references: Tensor,
+                        reference_labels: Tensor, is_self: Tensor) -> Tensor:
+        """The mean over the pairs (anchor of the batch, reference), each anchor's own copy
+        (``is_self`` [B, M]) left out: the loss against a cross-batch memory."""
+        distances = cross_distances(F.normalize(embeddings, dim=1), F.normalize(references, dim=1))
+        same = labels[:, None] == reference_labels[None, :]
+        pair_losses = torch.where(same, distances.square(), F.relu(self.margin - distances).square())
+        return masked_mean(pair_losses, ~is_self)
 
     def compute_mined(
         self, embeddings: Tensor, labels: Tensor, indices_tuple: tuple[Tensor, ...]

@@ -25,6 +25,13 @@ def pairwise_distances(x: Tensor, eps: float = 1e-12) -> Tensor:
     return torch.where(positive, d2.clamp_min(eps).sqrt(), torch.zeros_like(d2))
 
 
+def cross_distances(x: Tensor, y: Tensor, eps: float = 1e-12) -> Tensor:
+    """Euclidean distances ``||x_i - y_j||`` [B, M], with a finite gradient at zero distance
+    (taken as 0 with zero gradient below ``eps`` squared, as :func:`pairwise_distances`)."""
+    d2 = ((x * x).sum(dim=1)[:, None] + (y * y).sum(dim=1)[None, :] - 2.0 * (x @ y.T)).clamp_min(0.0)
+    return torch.where(d2 > eps, d2.clamp_min(eps).sqrt(), torch.zeros_like(d2))
+
+
 def label_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
     """Boolean [B, B] masks of positive pairs (same label, i != j) and negative pairs."""
     same = labels[:, None] == labels[None, :]

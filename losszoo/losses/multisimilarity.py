@@ -62,6 +62,15 @@ class MultiSimilarity(MetricLoss):
         positive, negative = self.mine(similarity.detach(), *label_masks(labels))
         return self.weighted(similarity, positive, negative)
 
+    def compute_against(self, embeddings: Tensor, labels: Tensor, references: Tensor,
+                        reference_labels: Tensor, is_self: Tensor) -> Tensor:
+        """Eq. 11-13 with the batch as anchors against ``references`` (a cross-batch memory);
+        ``is_self`` [B, M] marks each anchor's own copy, which is no positive."""
+        similarity = F.normalize(embeddings, dim=1) @ F.normalize(references, dim=1).T
+        same = labels[:, None] == reference_labels[None, :]
+        positive, negative = self.mine(similarity.detach(), same & ~is_self, ~same)
+        return self.weighted(similarity, positive, negative)
+
     def compute_mined(self, embeddings: Tensor, labels: Tensor, indices_tuple: tuple[Tensor, ...]) -> Tensor:
         """Eq. 13 over the given pairs instead of eq. 11-12's (as PML's loss with any miner)."""
         a1, p, a2, n = convert_to_pairs(indices_tuple)  # type: ignore[arg-type]

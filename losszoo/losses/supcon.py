@@ -16,7 +16,7 @@ from torch import Tensor
 
 from losszoo.hyperparams import Hyper, LogUniform
 from losszoo.losses.base import MetricLoss
-from losszoo.losses.functional import label_masks, masked_logsumexp, masked_mean
+from losszoo.losses.functional import masked_logsumexp, masked_mean
 from losszoo.losses.registry import register_loss
 
 
@@ -40,11 +40,16 @@ class SupCon(MetricLoss):
         self.temperature = temperature
 
     def compute(self, embeddings: Tensor, labels: Tensor) -> Tensor:
-        unit = F.normalize(embeddings, dim=1)
-        logits = unit @ unit.T / self.temperature
-        positive, _ = label_masks(labels)
-        others = ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)  # a != i
-        log_prob = logits - masked_logsumexp(logits, others)[:, None]
+        is_self = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+        return self.compute_against(embeddings, labels, embeddings, labels, is_self)
+
+    def compute_against(self, embeddings: Tensor, labels: Tensor, references: Tensor,
+                        reference_labels: Tensor, is_self: Tensor) -> Tensor:
+        """Eq. 2 with the batch as anchors against ``references`` (the batch itself, or a
+        cross-batch memory); ``is_self`` [B, M] marks each anchor's own copy (a = i)."""
+        logits = F.normalize(embeddings, dim=1) @ F.normalize(references, dim=1).T / self.temperature
+        positive = (labels[:, None] == reference_labels[None, :]) & ~is_self
+        log_prob = logits - masked_logsumexp(logits, ~is_self)[:, None]
         log_prob_positives = torch.where(positive, log_prob, torch.zeros_like(log_prob)).sum(dim=1)
         count = positive.sum(dim=1)
         per_anchor = -log_prob_positives / count.clamp_min(1)

@@ -65,6 +65,8 @@ class TrainConfig:
     lr_gamma: float = 0.1
     lazy_momentum: bool = False  # sparse class weights: momentum on sampled rows only (optim.py)
     shard_class_weights: bool = False  # class weights split across ranks (distributed/sharded.py)
+    xbm: int = 0  # cross-batch memory of this many embeddings (losses/xbm.py); 0: none
+    xbm_start: int = 0  # the first training step (warm-up included) that uses the memory
     batches_per_epoch: int | None = None  # None: about len(train set) / batch_size
     protocol: str = "final"
     val_fraction: float = 0.2
@@ -126,6 +128,8 @@ class TrainConfig:
         relevant = {k: v for k, v in self.to_dict().items() if k not in skip}
         if self.miner is None:  # runs without a miner keep the fingerprint they had before miners
             relevant.pop("miner"), relevant.pop("miner_options")
+        if not self.xbm:  # nor runs without a cross-batch memory
+            relevant.pop("xbm"), relevant.pop("xbm_start")
         blob = json.dumps(relevant, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
@@ -161,6 +165,7 @@ SETTINGS: dict[str, Hyper] = {
     "weight_decay": Hyper(kind=float, ge=0), "lr_gamma": Hyper(kind=float, gt=0),
     "pretrained": Hyper(kind=bool), "lazy_momentum": Hyper(kind=bool),
     "shard_class_weights": Hyper(kind=bool),
+    "xbm": _INDEX, "xbm_start": _INDEX,
     "binary": Hyper(kind=bool), "amp": Hyper(kind=bool),
     "protocol": Hyper(kind=str, choices=PROTOCOLS),
 }

@@ -29,6 +29,7 @@ from losszoo.data.transforms import check_input_spec
 from losszoo.distributed.sharded import can_shard
 from losszoo.errors import ConfigError, DataError
 from losszoo.losses import LossSpec, create_loss, get_loss_spec
+from losszoo.losses.xbm import CrossBatchMemory, check_memory
 from losszoo.models import BACKBONES, InputSpec, create_model
 from losszoo.models.registry import TIMM_PREFIX, timm_available
 from losszoo.samplers import SAMPLERS, create_sampler
@@ -127,6 +128,8 @@ def plan_run(config: TrainConfig) -> RunPlan:
     if config.shard_class_weights and not can_shard(loss.cls):
         raise ConfigError(f"shard_class_weights: loss {loss.name!r} has no class weights to shard "
                           "(NormSoftmax, CosFace and Proxy-NCA have)")
+    if config.xbm:
+        check_memory(loss.cls, loss.name, config)
     miner = _build_miner(config, loss)
     plan = RunPlan(config, loss, sampler, dataset, splits, eval_splits, validation, miner=miner)
     _check_sampler(plan)
@@ -271,8 +274,11 @@ def build_model(plan: RunPlan) -> nn.Module:
 
 
 def build_loss(plan: RunPlan, num_classes: int) -> nn.Module:
-    return create_loss(plan.loss.name, embedding_dim=plan.config.dim, num_classes=num_classes,
-                       **plan.config.loss_options).to(plan.device)
+    config = plan.config
+    loss = create_loss(plan.loss.name, embedding_dim=config.dim, num_classes=num_classes, **config.loss_options)
+    if config.xbm:
+        loss = CrossBatchMemory(loss, config.dim, config.xbm, config.xbm_start)
+    return loss.to(plan.device)
 
 
 def input_spec(plan: RunPlan, model: nn.Module) -> InputSpec:
