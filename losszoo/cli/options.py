@@ -99,8 +99,8 @@ def add_training_options(parser: argparse.ArgumentParser, *, only: frozenset[str
     add("--lazy-momentum", dest="lazy_momentum", action="store_const", const=True, show_default=False,
         help="subsampled class weights: momentum on the sampled rows only (fast at 1M classes)")
     add("--shard-class-weights", dest="shard_class_weights", action="store_const", const=True,
-        show_default=False, help="under torchrun, split the class weights of NormSoftmax, CosFace "
-        "and Proxy-NCA across ranks (model-parallel softmax); compare shards only those losses")
+        show_default=False, help="under torchrun, split the class weights of NormSoftmax, CosFace, "
+        "ArcFace and Proxy-NCA across ranks (model-parallel softmax); compare shards only those losses")
     add("--xbm", dest="xbm", type=int, metavar="SIZE",
         help="cross-batch memory of SIZE embeddings (Wang et al. 2020) for contrastive, "
         "multisimilarity and supcon; 0: none")

@@ -64,7 +64,7 @@ def can_shard(loss_class: type) -> bool:
 
 
 class ShardedClassLoss(nn.Module):
-    """NormSoftmax, CosFace or Proxy-NCA with this rank's shard of ``loss``'s class weights.
+    """NormSoftmax, CosFace, ArcFace or Proxy-NCA with this rank's shard of ``loss``'s class weights.
 
     Built from the replicated loss (same initial rows), called with the rank's local
     embeddings and labels; ``weight`` is the shard [stop - start, D], a parameter of its own.
