@@ -156,3 +156,10 @@ def test_the_harness_refuses_a_memory_it_cannot_use_before_any_work(overrides, m
 
     with pytest.raises(ConfigError, match=message):
         plan_run(harness_config(**overrides))
+
+
+def test_compare_gives_the_memory_to_the_losses_only_not_to_the_untrained_floor(tmp_path):
+    from losszoo.training.compare import plan_comparison
+
+    runs = plan_comparison(harness_config(), tmp_path, losses=["supcon"], seeds=1, loss_options=None)
+    assert [run.plan.config.xbm for run in runs] == [0, 40]

@@ -102,8 +102,8 @@ def add_training_options(parser: argparse.ArgumentParser, *, only: frozenset[str
         show_default=False, help="under torchrun, split the class weights of NormSoftmax, CosFace, "
         "ArcFace and Proxy-NCA across ranks (model-parallel softmax); compare shards only those losses")
     add("--xbm", dest="xbm", type=int, metavar="SIZE",
-        help="cross-batch memory of SIZE embeddings (Wang et al. 2020) for contrastive, "
-        "multisimilarity and supcon; 0: none")
+        help="cross-batch memory of SIZE embeddings (Wang et al. 2020), for the pair losses that "
+        "have a memory form (others are refused, naming those); 0: none")
     add("--xbm-start", dest="xbm_start", type=int, metavar="STEP",
         help="the first training step (warm-up included) that uses the cross-batch memory")
     add("--lr-milestones", dest="lr_milestones", type=_int_tuple, help="epochs after the warm-up")

@@ -85,7 +85,7 @@ def plan_comparison(
     runs = []
     seed_range = range(base.seed, base.seed + seeds)
     for seed in seed_range:
-        plan = plan_run(base.replace(seed=seed, shard_class_weights=False))  # nothing trains
+        plan = plan_run(base.replace(seed=seed, shard_class_weights=False, xbm=0))  # nothing trains
         folder = output_dir / UNTRAINED / f"seed{seed}"
         fingerprint = plan.config.fingerprint(exclude=_LOSS_SETTINGS)
         runs.append(PlannedRun(plan, folder, _finished(plan, folder, fingerprint)))
