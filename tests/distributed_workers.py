@@ -200,7 +200,7 @@ def check_sharded_class_weights(rank: int, world_size: int) -> list[str]:
     share = BATCH // world_size
     part = slice(rank * share, (rank + 1) * share)
     cases = [("normsoftmax", {}), ("cosface", {}), ("proxynca", {}),
-             ("proxynca", {"include_positive": True}), ("arcface", {})]
+             ("proxynca", {"include_positive": True}), ("arcface", {}), ("proxyanchor", {})]
     for name, options in cases:
         x, labels = _batch(name)
         runs = {}

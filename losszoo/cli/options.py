@@ -100,7 +100,7 @@ def add_training_options(parser: argparse.ArgumentParser, *, only: frozenset[str
         help="subsampled class weights: momentum on the sampled rows only (fast at 1M classes)")
     add("--shard-class-weights", dest="shard_class_weights", action="store_const", const=True,
         show_default=False, help="under torchrun, split the class weights of NormSoftmax, CosFace, "
-        "ArcFace and Proxy-NCA across ranks (model-parallel softmax); compare shards only those losses")
+        "ArcFace, Proxy-NCA and Proxy-Anchor across ranks (model-parallel softmax); compare shards only those losses")
     add("--xbm", dest="xbm", type=int, metavar="SIZE",
         help="cross-batch memory of SIZE embeddings (Wang et al. 2020), for the pair losses that "
         "have a memory form (others are refused, naming those); 0: none")

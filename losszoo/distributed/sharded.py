@@ -6,7 +6,8 @@ gathers the global batch's embeddings (differentiable), computes the logits agai
 rows only, and combines the shards into the softmax normaliser with a distributed
 log-sum-exp (a max all-reduce for stability, then a differentiable sum all-reduce), so the loss
 equals the replicated loss on the global batch while no rank ever holds C x D weights or
-B x C logits. Optimiser state lives with the shard (every SGD update, weight decay and
+B x C logits. Proxy-Anchor (no softmax) sums each proxy's own term of its eq. 4 per shard and
+adds the sums over the ranks. Optimiser state lives with the shard (every SGD update, weight decay and
 ``LazySparseSGD``'s lazy momentum is row-wise), so it is per shard too.
 
 Gradients: every rank computes the same loss L; each all-reduce sums, in backward, the same
@@ -35,6 +36,7 @@ from torch import Tensor, nn
 
 from losszoo.distributed.losses import gather_batch, quiet_deprecation
 from losszoo.losses.proxies import CosineSoftmaxLoss, cosine_logits, sample_other_classes
+from losszoo.losses.proxyanchor import ProxyAnchor
 from losszoo.losses.proxynca import ProxyNCA
 
 
@@ -55,7 +57,7 @@ class _ScaleGradient(torch.autograd.Function):
         return grad * ctx.factor, None
 
 
-SHARDABLE = (CosineSoftmaxLoss, ProxyNCA)
+SHARDABLE = (CosineSoftmaxLoss, ProxyNCA, ProxyAnchor)
 
 
 def can_shard(loss_class: type) -> bool:
@@ -64,7 +66,7 @@ def can_shard(loss_class: type) -> bool:
 
 
 class ShardedClassLoss(nn.Module):
-    """NormSoftmax, CosFace, ArcFace or Proxy-NCA with this rank's shard of ``loss``'s class weights.
+    """NormSoftmax, CosFace, ArcFace, Proxy-NCA or Proxy-Anchor with this rank's shard of ``loss``'s class weights.
 
     Built from the replicated loss (same initial rows), called with the rank's local
     embeddings and labels; ``weight`` is the shard [stop - start, D], a parameter of its own.
@@ -97,6 +99,8 @@ class ShardedClassLoss(nn.Module):
         ratio = getattr(self.template, "class_subsample", 1.0) if self.training else 1.0
         weights, targets = self._select(local_targets[owned], ratio)
         weights = _ScaleGradient.apply(weights, 1.0 / self.world_size)
+        if isinstance(self.template, ProxyAnchor):
+            return self._proxy_anchor(cosine_logits(embeddings, weights), labels)
         if targets is not None:
             local_targets = local_targets.clone()
             local_targets[owned] = targets
@@ -107,6 +111,15 @@ class ShardedClassLoss(nn.Module):
             mask = F.one_hot(local_targets, logits.shape[1]).bool() & owned[:, None]
             logits = logits.masked_fill(mask, float("-inf"))
         return (distributed_logsumexp(logits) - _sum_over_ranks(target_logit)).mean()
+
+    def _proxy_anchor(self, similarity: Tensor, labels: Tensor) -> Tensor:
+        """Proxy-Anchor's eq. 4: each shard's sums over its proxies, added over the ranks."""
+        rows = torch.arange(self.start, self.stop, device=labels.device)
+        pull, push, with_positives = self.template.proxy_sums(similarity, labels[:, None] == rows[None, :])
+        pull, push = _sum_over_ranks(torch.stack([pull, push]))
+        if dist.is_initialized():
+            dist.all_reduce(with_positives)
+        return pull / with_positives + push / self.num_classes
 
     def _select(self, owned_labels: Tensor, ratio: float) -> tuple[Tensor, Tensor | None]:
         if ratio >= 1.0:

@@ -56,9 +56,13 @@ class ProxyAnchor(MetricLoss):
 
     def compute(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         similarity = cosine_logits(embeddings, self.proxies.weight)  # s(x, p) [B, C]
-        positive = F.one_hot(labels, self.num_classes).bool()
-        # Sums over the batch (dim 0): one term per proxy.
-        pull = log1p_sum_exp(-self.alpha * (similarity - self.delta), positive, dim=0)
+        pull, push, proxies_with_positives = self.proxy_sums(similarity, F.one_hot(labels, self.num_classes).bool())
+        return pull / proxies_with_positives + push / self.num_classes
+
+    def proxy_sums(self, similarity: Tensor, positive: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Eq. 4's two sums over the proxies (the columns of ``similarity`` [B, K] and of the
+        mask ``positive`` [B, K]), and how many of them have a positive. Each proxy's term
+        involves only its own column, so shards of the proxies add up (distributed/sharded.py)."""
+        pull = log1p_sum_exp(-self.alpha * (similarity - self.delta), positive, dim=0)  # over the batch
         push = log1p_sum_exp(self.alpha * (similarity + self.delta), ~positive, dim=0)
-        proxies_with_positives = positive.any(dim=0).sum()
-        return pull.sum() / proxies_with_positives + push.mean()
+        return pull.sum(), push.sum(), positive.any(dim=0).sum()

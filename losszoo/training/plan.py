@@ -127,7 +127,7 @@ def plan_run(config: TrainConfig) -> RunPlan:
             fold=config.val_fold, seed=config.val_seed))
     if config.shard_class_weights and not can_shard(loss.cls):
         raise ConfigError(f"shard_class_weights: loss {loss.name!r} has no class weights to shard "
-                          "(NormSoftmax, CosFace, ArcFace and Proxy-NCA have)")
+                          "(NormSoftmax, CosFace, ArcFace, Proxy-NCA and Proxy-Anchor have)")
     if config.xbm:
         check_memory(loss.cls, loss.name, config)
     miner = _build_miner(config, loss)
