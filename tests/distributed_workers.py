@@ -259,7 +259,8 @@ def check_cross_batch_memory(rank: int, world_size: int) -> list[str]:
     g = torch.Generator().manual_seed(5)
     steps = [(torch.randn(BATCH, FEATURES, generator=g, dtype=torch.float64),
               torch.randperm(4, generator=g)[:3].repeat_interleave(4)) for _ in range(3)]
-    for name, options in (("multisimilarity", {"base": 0.5}), ("supcon", {}), ("contrastive", {})):
+    for name, options in (("multisimilarity", {"base": 0.5}), ("supcon", {}), ("contrastive", {}),
+                          ("triplet", {})):
         single_model = _tiny_model(0)
         single = CrossBatchMemory(create_loss(name, embedding_dim=DIM, **options), DIM, 30).double()
         model = convert_batchnorm(_tiny_model(0), torch.device("cpu"))

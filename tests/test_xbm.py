@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 from pytorch_metric_learning.losses import CrossBatchMemory as PMLCrossBatchMemory
-from pytorch_metric_learning.losses import MultiSimilarityLoss, SupConLoss
-from pytorch_metric_learning.miners import MultiSimilarityMiner
+from pytorch_metric_learning.losses import MultiSimilarityLoss, SupConLoss, TripletMarginLoss
+from pytorch_metric_learning.miners import MultiSimilarityMiner, TripletMarginMiner
 
-from losszoo import Contrastive, MultiSimilarity, NormSoftmax, SupCon
+from losszoo import Contrastive, MultiSimilarity, NormSoftmax, SupCon, Triplet
 from losszoo.errors import ConfigError
 from losszoo.losses.xbm import CrossBatchMemory, supports_memory
 
@@ -37,7 +37,7 @@ def run_steps(loss, steps):
     return out
 
 
-@pytest.mark.parametrize("case", ["multisimilarity", "supcon"])
+@pytest.mark.parametrize("case", ["multisimilarity", "supcon", "triplet"])
 def test_equals_pytorch_metric_learning_step_by_step(case):
     # Aligned: PML's CrossBatchMemory enqueues first, then takes the batch as anchors against
     # the whole memory, removing each anchor's own copy after the miner ran; ours removes it
@@ -48,9 +48,13 @@ def test_equals_pytorch_metric_learning_step_by_step(case):
         ours = CrossBatchMemory(MultiSimilarity(base=0.5, epsilon=0.3), DIM, SIZE).double()
         theirs = PMLCrossBatchMemory(MultiSimilarityLoss(alpha=2, beta=50, base=0.5), DIM, SIZE,
                                      miner=MultiSimilarityMiner(0.3))
-    else:
+    elif case == "supcon":
         ours = CrossBatchMemory(SupCon(0.1), DIM, SIZE).double()
         theirs = PMLCrossBatchMemory(SupConLoss(0.1), DIM, SIZE)
+    else:  # semihard triplets, aligned as in tests/test_losses_triplet.py
+        ours = CrossBatchMemory(Triplet(margin=0.2), DIM, SIZE).double()
+        theirs = PMLCrossBatchMemory(TripletMarginLoss(margin=0.2, triplets_per_anchor="all"), DIM, SIZE,
+                                     miner=TripletMarginMiner(margin=0.2, type_of_triplets="semihard"))
     for (value_ours, grad_ours), (value_theirs, grad_theirs) in zip(
         run_steps(ours, batches()), run_steps(theirs, batches()), strict=True
     ):
@@ -65,7 +69,7 @@ def test_equals_pytorch_metric_learning_step_by_step(case):
 def test_against_the_batch_alone_it_is_the_loss_itself():
     # The first step with a memory of exactly one batch: the references are the batch.
     x, labels = next(batches(1))
-    for loss in (Contrastive(), MultiSimilarity(), SupCon()):
+    for loss in (Contrastive(), MultiSimilarity(), SupCon(), Triplet(mining="hard"), Triplet(mining="all")):
         with_memory = CrossBatchMemory(loss, DIM, len(labels)).double()
         torch.testing.assert_close(with_memory(x, labels), loss(x, labels), rtol=1e-12, atol=1e-15)
 
@@ -96,7 +100,7 @@ def test_the_memory_travels_in_the_state_dict():
 
 
 def test_refusals():
-    assert supports_memory(MultiSimilarity) and supports_memory(Contrastive) and supports_memory(SupCon)
+    assert all(supports_memory(cls) for cls in (MultiSimilarity, Contrastive, SupCon, Triplet))
     assert not supports_memory(NormSoftmax)
     with pytest.raises(ConfigError, match="NormSoftmax cannot use a cross-batch memory"):
         CrossBatchMemory(NormSoftmax(DIM, 3), DIM, SIZE)

@@ -28,6 +28,7 @@ from losszoo.hyperparams import Choice, Hyper, Uniform
 from losszoo.losses.base import MetricLoss
 from losszoo.losses.functional import (
     convert_to_triplets,
+    cross_distances,
     label_masks,
     masked_mean,
     pairwise_distances,
@@ -64,7 +65,15 @@ class Triplet(MetricLoss):
 
     def compute(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         distances = pairwise_distances(F.normalize(embeddings, dim=1))
-        return self._mean_nonzero(distances, self._mine(distances.detach(), labels))
+        return self._mean_nonzero(distances, self._mine(distances.detach(), *label_masks(labels)))
+
+    def compute_against(self, embeddings: Tensor, labels: Tensor, references: Tensor,
+                        reference_labels: Tensor, is_self: Tensor) -> Tensor:
+        """The mined triplets (anchor of the batch, positive and negative among ``references``,
+        a cross-batch memory); ``is_self`` [B, M] marks each anchor's own copy, no positive."""
+        distances = cross_distances(F.normalize(embeddings, dim=1), F.normalize(references, dim=1))
+        same = labels[:, None] == reference_labels[None, :]
+        return self._mean_nonzero(distances, self._mine(distances.detach(), same & ~is_self, ~same))
 
     def compute_mined(
         self, embeddings: Tensor, labels: Tensor, indices_tuple: tuple[Tensor, ...]
@@ -76,14 +85,14 @@ class Triplet(MetricLoss):
         losses = triplet_margin_losses(distances, triplets, self.margin)
         return masked_mean(losses, losses > 0)
 
-    def _mine(self, distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Indices (anchors, positives, negatives) of the mined triplets, in (a, p, n) order.
+    def _mine(self, distances: Tensor, positive: Tensor, negative: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Indices (anchors, positives, negatives) of the mined triplets, in (a, p, n) order,
+        from the distances [B, M] of anchors to candidates and the positive / negative masks.
 
         Mining only selects; the loss and its gradient are computed on the selected triplets.
         Semihard and all mining compare each anchor-positive pair with every candidate
         negative, [P, B] for P positive pairs, never a [B, B, B] tensor.
         """
-        positive, negative = label_masks(labels)
         if self.mining == "hard":
             inf = torch.tensor(float("inf"), dtype=distances.dtype, device=distances.device)
             hardest_positive = torch.where(positive, distances, -inf).argmax(dim=1)
