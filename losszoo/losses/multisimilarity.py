@@ -11,7 +11,7 @@ with a margin epsilon:
     N_i = {k: y_k != y_i, S_ik + epsilon > min_{y_j = y_i, j != i} S_ij}     (eq. 11)
     P_i = {k: y_k  = y_i, k != i, S_ik - epsilon < max_{y_j != y_i} S_ij}     (eq. 12)
 
-alpha = 2, beta = 50, lambda = 1, epsilon = 0.1 as the paper states (Sec. 5.1). The authors'
+alpha = 2, beta = 50, lambda = 1, epsilon = 0.1 as the paper's implementation details state. The authors'
 code uses lambda = 0.5 and beta = 40, pytorch-metric-learning lambda ("base") = 0.5. The mining
 selects pairs without a gradient of its own, as in the paper's code.
 """

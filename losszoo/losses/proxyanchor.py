@@ -21,11 +21,11 @@ from losszoo.losses.proxies import ClassWeights, cosine_logits
 from losszoo.losses.registry import register_loss
 
 
-# lr_multiplier 100: the paper trains the proxies 100 times faster than the network (Sec. 5.1,
-# and the official code's default). Sampler: the official code draws plain random batches unless
-# --IPC asks for class-balanced ones; the loss needs no positive pairs, only proxies.
-# Search ranges: the paper's hyperparameter study varies alpha over 4-64 and delta over 0-0.4
-# around its 32 and 0.1 (Musgrave et al. 2020 did not benchmark Proxy-Anchor).
+# lr_multiplier 100: the paper trains the proxies 100 times faster than the network (its
+# implementation details). Sampler: the official code draws plain random batches unless its
+# --IPC option asks for class-balanced ones; the loss needs proxies, not positive pairs.
+# Search ranges: around the paper's alpha 32 and delta 0.1, spanning the values of its study of
+# the two (Musgrave et al. 2020 did not benchmark Proxy-Anchor).
 @register_loss(
     "proxyanchor", sampler="random", lr_multiplier=100.0, aliases=("proxy_anchor",),
     group="modern", tags=("proxy",),
