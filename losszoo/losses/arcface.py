@@ -25,9 +25,9 @@ from losszoo.losses.proxies import CosineSoftmaxLoss
 from losszoo.losses.registry import register_loss
 
 
-# Search ranges: the paper studies m in 0.2-0.5 (Table 1 and Fig. 3's margins); Musgrave et al.
-# (2020, powerful-benchmarker docs/papers/mlrc.md) find best margins of 18.6-23.2 degrees
-# (0.33-0.41 rad) and scales 49.5-220 on CUB, Cars, SOP; both lie inside.
+# Search ranges: around the paper's s = 64 and m = 0.5, holding the best margins (18.6-23.2
+# degrees, 0.33-0.41 rad) and scales (49.5-220) Musgrave et al. (2020, powerful-benchmarker
+# docs/papers/mlrc.md) report on CUB, Cars and SOP.
 @register_loss(
     "arcface", sampler="class_balanced", group="modern", tags=("classification", "proxy"),
     hyperparameters={
