@@ -295,3 +295,16 @@ def check_cross_batch_memory(rank: int, world_size: int) -> list[str]:
 
 EXTRA_CHECKS: list[Callable[[int, int], list[str]]] = [check_sharded_class_weights, check_cross_batch_memory]
 
+
+
+def train_as_rank(rank: int, world_size: int, *, config: dict, output: str) -> list[str]:
+    """``losszoo.training.train`` as one of ``world_size`` ranks, as torchrun would start it
+    (its environment variables; the test's Gloo group stands for the one torchrun makes)."""
+    import os
+
+    from losszoo.training.config import TrainConfig
+    from losszoo.training.trainer import train
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    train(TrainConfig.from_dict(config), output, progress=False)
+    return []

@@ -5,9 +5,11 @@ from the shared :class:`TrainConfig`, so losses are compared under identical con
 Schedule (Zhai & Wu 2019, Sec. 4.1): ``warmup_epochs`` on new parameters only (the embedding
 head and the loss's own parameters), then SGD on everything with step decay.
 
-Reproducibility: every epoch reseeds from (seed, epoch), and a checkpoint is written
-atomically after each epoch, so ``resume=True`` after an interruption (``kill -9`` included)
-reaches the same result as an uninterrupted run.
+Reproducibility: every item's augmentation is seeded by (seed, epoch, step, position in the
+global batch), in one process as under torchrun; every epoch reseeds the rest (a loss's own
+random draws) from (seed, epoch); and a checkpoint is written atomically after each epoch, so
+``resume=True`` after an interruption (``kill -9`` included) reaches the same result as an
+uninterrupted run.
 """
 
 from __future__ import annotations
@@ -121,14 +123,17 @@ def build_run(plan: RunPlan, context: DistContext | None = None) -> Run:
     step_loss: nn.Module = loss if plan.miner is None else MinedLoss(loss, plan.miner)
     if config.shard_class_weights:  # this rank's rows only; the loss gathers the global batch
         loss = step_loss = ShardedClassLoss(loss, context.rank, context.world_size).to(device)
+    # One run path: every run (one process or many) loads its share of each global batch and
+    # augments each item under a seed of (seed, epoch, step, position in the global batch), so
+    # `losszoo train` equals `torchrun --nproc-per-node N -m losszoo train` on the same batch.
+    sampler = DistributedBatchSampler(sampler, context.rank, context.world_size, seed=config.seed)
+    train_set = SeededItems(train_set)
     if context.distributed:
-        sampler = DistributedBatchSampler(sampler, context.rank, context.world_size, seed=config.seed)
-        train_set = SeededItems(train_set)
         model = convert_batchnorm(model, device)
         if plan.loss.global_batch and not config.shard_class_weights:
             step_loss = GlobalBatch(step_loss, device)  # the miner mines the global batch
-    # No persistent workers: each epoch's workers are seeded from the epoch's reseeded RNG, so
-    # augmentation, and hence a resumed run, depends on (seed, epoch) only.
+    # No persistent workers: whatever else a worker draws is seeded from the epoch's reseeded
+    # RNG, so a resumed run depends on (seed, epoch) only.
     loader = DataLoader(train_set, batch_sampler=sampler, num_workers=config.workers,
                         pin_memory=device.type == "cuda")
     optimizer_class = LazySparseSGD if config.lazy_momentum else torch.optim.SGD
