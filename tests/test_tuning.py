@@ -190,7 +190,11 @@ def test_warm_start_must_cover_every_loss_and_is_checked_first(tmp_path, capsys)
     previous.write_text('[loss_settings.normsoftmax]\nlearning_rate = 0.04\n')
     assert main(["tune", "--losses", "normsoftmax", "--trials", "1", "--warm-start", str(previous),
                  "-o", str(out)]) == 2
-    assert "warm start for normsoftmax: unknown shared setting(s) learning_rate" in capsys.readouterr().err
+    assert "unknown key(s) loss_settings.normsoftmax.learning_rate" in capsys.readouterr().err
+    previous.write_text('[loss_settings.normsoftmax]\nepochs = 3\n')  # a setting, but not one tuned
+    assert main(["tune", "--losses", "normsoftmax", "--trials", "1", "--warm-start", str(previous),
+                 "-o", str(out)]) == 2
+    assert "warm start for normsoftmax: unknown shared setting(s) epochs" in capsys.readouterr().err
     assert not out.exists()  # nothing written before the check
 
 

@@ -144,18 +144,23 @@ def add_log_options(parser: argparse.ArgumentParser) -> None:
 _NOT_CONFIG = {"command", "run", "config", "output", "resume", "progress", "losses", "seeds",
                "loss_option", "miner_option", "run_dir", "tune", "metric", "storage", "trials",
                "sampler_seed", "warm_start", "argv", "untuned", "tensorboard", "save_embeddings",
-               "retrieval_figure", "figure_queries", "figure_k", "loss_module"}
+               "retrieval_figure", "figure_queries", "figure_k", "loss_module", "allow_untuned"}
+
+
+def command_line_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig settings given as flags (None: not given)."""
+    command_line = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
+    miner_options = parse_loss_options(getattr(args, "miner_option", None), flag="--miner-option")
+    if miner_options:
+        command_line["miner_options"] = miner_options
+    return command_line
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> tuple[TrainConfig, dict[str, Any]]:
     """The run config and the raw TOML table (for command-specific keys such as ``losses``)."""
     table = read_toml(args.config) if args.config else {}
-    command_line = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
-    miner_options = parse_loss_options(getattr(args, "miner_option", None), flag="--miner-option")
-    if miner_options:
-        command_line["miner_options"] = miner_options
     file_settings = {k: v for k, v in table.items() if k not in _NOT_CONFIG and not isinstance(v, dict)}
-    return build_config(file_settings, command_line, overrides), table
+    return build_config(file_settings, command_line_settings(args), overrides), table
 
 
 def file_loss_tables(table: dict[str, Any], loss: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -32,9 +32,10 @@ from losszoo.training.trainer import RESULT, check_output, train
 
 UNTRAINED = "untrained"
 # What the untrained network's metrics do not depend on.
-_LOSS_SETTINGS = ("loss", "loss_options", "sampler", "lr", "momentum", "weight_decay", "epochs",
-                  "warmup_epochs", "lr_milestones", "lr_gamma", "lazy_momentum", "shard_class_weights",
-                  "batch_size", "samples_per_class", "batches_per_epoch", "eval_every", "amp")
+_LOSS_SETTINGS = ("loss", "loss_options", "miner", "miner_options", "sampler", "lr", "momentum",
+                  "weight_decay", "epochs", "warmup_epochs", "lr_milestones", "lr_gamma", "lazy_momentum",
+                  "shard_class_weights", "batch_size", "samples_per_class", "batches_per_epoch",
+                  "eval_every", "amp")
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,9 @@ def plan_comparison(
     runs = []
     seed_range = range(base.seed, base.seed + seeds)
     for seed in seed_range:
-        plan = plan_run(base.replace(seed=seed, shard_class_weights=False, xbm=0))  # nothing trains
+        # Nothing trains, so nothing mines nor remembers: the miner (which the base's loss may
+        # refuse) and the cross-batch memory are dropped.
+        plan = plan_run(base.replace(seed=seed, shard_class_weights=False, xbm=0, miner=None, miner_options={}))
         folder = output_dir / UNTRAINED / f"seed{seed}"
         fingerprint = plan.config.fingerprint(exclude=_LOSS_SETTINGS)
         runs.append(PlannedRun(plan, folder, _finished(plan, folder, fingerprint)))

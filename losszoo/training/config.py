@@ -127,9 +127,9 @@ class TrainConfig:
         skip = (*EVALUATION_ONLY, *exclude)
         relevant = {k: v for k, v in self.to_dict().items() if k not in skip}
         if self.miner is None:  # runs without a miner keep the fingerprint they had before miners
-            relevant.pop("miner"), relevant.pop("miner_options")
+            relevant.pop("miner", None), relevant.pop("miner_options", None)
         if not self.xbm:  # nor runs without a cross-batch memory
-            relevant.pop("xbm"), relevant.pop("xbm_start")
+            relevant.pop("xbm", None), relevant.pop("xbm_start", None)
         blob = json.dumps(relevant, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
@@ -228,14 +228,61 @@ def _plain(value: Any) -> Any:
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML config file into a dict, with a clear error for a missing or bad file."""
+    """Read a TOML config file into a dict, with a clear error for a missing or bad file and
+    for any key or table that is not a losszoo setting (see :func:`check_config_table`)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            table = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from exc
+    check_config_table(table, path)
+    return table
+
+
+# A config file's top level: TrainConfig fields, plus what a comparison reads (the losses compared,
+# seeds per loss); its tables: per-loss options and settings, miner arguments, and how a best.toml
+# was tuned. Anything else (a misspelt key, a nested [training] table) would be silently ignored.
+FILE_KEYS = ("losses", "seeds")
+TUNING_KEYS = ("trials", "metric", "split", "curves")
+
+
+def check_config_table(table: dict[str, Any], path: str | Path) -> None:
+    """Refuse keys and tables that no command reads, naming them (ConfigError)."""
+    known = {f.name for f in fields(TrainConfig)} | set(FILE_KEYS) | {"loss_settings", "tuning"}
+    for key, value in table.items():
+        if isinstance(value, dict) and key not in ("loss_options", "loss_settings", "tuning", "miner_options"):
+            raise ConfigError(f"{path}: table {key!r} is not one losszoo reads (settings are top-level keys)")
+    _refuse_unknown(table, known, path, "")
+    for key in ("loss_settings", "tuning", "miner_options"):
+        if key in table and not isinstance(table[key], dict):
+            raise ConfigError(f"{path}: {key} must be a table, got {table[key]!r}")
+    _refuse_unknown(table.get("tuning", {}), set(TUNING_KEYS), path, "tuning.")
+    setting_names = {f.name for f in fields(TrainConfig)} - {"loss", "loss_options", "miner", "miner_options"}
+    for loss, values in table.get("loss_settings", {}).items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: loss_settings.{loss} must be a table of settings, got {values!r}")
+        _refuse_unknown(values, setting_names, path, f"loss_settings.{loss}.")
+    options = table.get("loss_options", {})
+    if isinstance(options, dict) and any(isinstance(v, dict) for v in options.values()):
+        flat = sorted(k for k, v in options.items() if not isinstance(v, dict))
+        if flat:  # per-loss tables and flat options in one file: which loss would the flat ones go to?
+            raise ConfigError(f"{path}: loss_options mixes per-loss tables with flat options "
+                              f"({', '.join(flat)}); put them in a loss_options.<loss> table")
+        for loss, values in options.items():
+            nested = sorted(k for k, v in values.items() if isinstance(v, dict))
+            if nested:
+                raise ConfigError(f"{path}: loss_options.{loss}.{nested[0]} is a table; "
+                                  "loss options are values")
+
+
+def _refuse_unknown(table: dict[str, Any], known: set[str], path: str | Path, prefix: str) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        close = {name: difflib.get_close_matches(name, known, n=1) for name in unknown}
+        hints = "".join(f" ({prefix}{name}: did you mean {match[0]!r}?)" for name, match in close.items() if match)
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(prefix + name for name in unknown)}{hints}")

@@ -104,6 +104,11 @@ def caption(records: Sequence[dict[str, Any]], tuning: dict[str, Any] | None = N
                f"of class-disjoint validation classes ({tuning.get('split', 'validation split of the training classes')})")
         if tuning.get("changed"):
             how += f", but run with other {', '.join(tuning['changed'])} than tuned for"
+        if tuning.get("untuned"):
+            how += f"; NOT tuned (per-loss defaults, --allow-untuned): {', '.join(tuning['untuned'])}"
+        if tuning.get("by_hand"):
+            how += "; set by hand over the tuned values: " + ", ".join(
+                f"{loss} ({', '.join(keys)})" for loss, keys in tuning["by_hand"].items())
     else:
         how = "untuned (shared settings, per-loss defaults)"
     splits = next((r["splits"] for r in trained if r.get("splits")), None)
@@ -148,7 +153,8 @@ def _cell(row: dict[str, Any], key: str) -> str:
 
 
 def _label(row: dict[str, Any]) -> str:
-    return row["loss"] + (" *" if row.get("best") else "") + (" (nc)" if row.get("not_converged") else "")
+    return (row["loss"] + (" *" if row.get("best") else "") + (" (nc)" if row.get("not_converged") else "")
+            + (f" ({row['settings']})" if row.get("settings") else ""))
 
 
 def render_table(rows: Sequence[dict[str, Any]], ks: Sequence[int], title: str | None = None) -> Table:
@@ -262,6 +268,11 @@ def write_report(records: Sequence[dict[str, Any]], output_dir: str | Path, *, k
     ``provenance`` (losszoo.training.provenance) goes into results.json."""
     output_dir = Path(output_dir)
     rows = summarize(records, (tuning or {}).get("curves"))
+    for row in rows:  # a row not (wholly) tuned in a tuned table says so
+        if row["loss"] in (tuning or {}).get("untuned", ()):
+            row["settings"] = "untuned"
+        elif row["loss"] in (tuning or {}).get("by_hand", {}):
+            row["settings"] = "by hand"
     text = caption(records, tuning)
     write_json(output_dir / "results.json", {"caption": text, "summary": rows, "runs": list(records),
                                              "provenance": provenance})

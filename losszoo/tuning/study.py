@@ -137,6 +137,8 @@ def tune_loss(
         study_name=f"losszoo-{name}", storage=storage, direction="maximize", load_if_exists=True,
         sampler=trial_sampler(sampler_seed, 0),
         pruner=median_pruner(base.epochs))
+    check_study_schedule(study, base, str(output_dir))
+    study.set_user_attr(SCHEDULE_ATTR, schedule_of(base))
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     if not study.trials:  # a new study: its first trial is the untuned setting
         study.enqueue_trial(starting_point(base, name, space))
@@ -299,6 +301,7 @@ def tune(
         if name in (warm_start or {}):
             starts[name] = warm_config(base, name, *warm_start[name])
     output_dir = Path(output_dir)
+    _check_existing_studies(output_dir, storage, names, base)
     output_dir.mkdir(parents=True, exist_ok=True)
     results = [tune_loss(base, name, output_dir, trials=trials, metric=metric, storage=storage,
                          sampler_seed=sampler_seed, console=console, warm_start=starts.get(name))
@@ -306,6 +309,22 @@ def tune(
     write_best_toml(output_dir / "best.toml", results, command=command,
                     tuning={"trials": trials, "metric": metric}, base=base)
     return results
+
+
+def _check_existing_studies(output_dir: Path, storage: str | None, names: Sequence[str],
+                            base: TrainConfig) -> None:
+    """Before any trial runs: each existing study of ``names`` was run under ``base``'s schedule."""
+    import optuna
+
+    database = output_dir / "study.db"
+    if storage is None and not database.exists():
+        return
+    opened = open_storage(storage or f"sqlite:///{database.resolve()}")
+    existing = set(optuna.get_all_study_names(opened))
+    for name in names:
+        if f"losszoo-{name}" in existing:
+            study = optuna.load_study(study_name=f"losszoo-{name}", storage=opened)
+            check_study_schedule(study, base, str(output_dir))
 
 
 def _toml_value(value: Any) -> str:
@@ -322,7 +341,28 @@ def _toml_value(value: Any) -> str:
 SCHEDULE = ("dataset", "data_root", "max_classes", "image_size", "backbone", "dim", "pretrained",
             "batch_size", "samples_per_class", "epochs", "warmup_epochs", "lr", "momentum",
             "weight_decay", "lr_milestones", "lr_gamma", "batches_per_epoch", "val_fraction",
-            "val_folds", "val_fold", "val_seed")
+            "val_folds", "val_fold", "val_seed", "sampler", "miner", "amp")
+SCHEDULE_ATTR = "losszoo_schedule"  # a study's user attribute: the schedule its trials ran under
+
+
+def schedule_of(base: TrainConfig) -> dict[str, Any]:
+    """The schedule settings of ``base`` (and the miner's arguments), as plain values."""
+    values = {key: getattr(base, key) for key in SCHEDULE}
+    values["miner_options"] = dict(base.miner_options)
+    return json.loads(json.dumps(values, default=list))
+
+
+def check_study_schedule(study: Any, base: TrainConfig, where: str) -> None:
+    """Refuse to add trials of another schedule to ``study`` (its first trials recorded theirs)."""
+    recorded = study.user_attrs.get(SCHEDULE_ATTR)
+    if recorded is None:
+        return
+    wanted = schedule_of(base)
+    changed = [key for key in wanted if recorded.get(key) != wanted[key]]
+    if changed:
+        what = ", ".join(f"{key} {recorded.get(key)!r} (now {wanted[key]!r})" for key in changed)
+        raise ConfigError(f"{where}: its study {study.study_name!r} ran trials with {what}: trials of "
+                          "another schedule would mix in one study; use another --output (or --storage)")
 
 
 def write_best_toml(path: Path, results: Sequence[TuneResult], *, command: str | None,
@@ -332,12 +372,15 @@ def write_best_toml(path: Path, results: Sequence[TuneResult], *, command: str |
     validation curve under ``[tuning.curves]``."""
     lines = ["# Best hyperparameters per loss, tuned on validation classes by losszoo tune.",
              f"# command: {command or '(Python API)'}", ""]
-    if base is not None:
+    lines.append(f"losses = {_toml_value([result.loss for result in results])}")
+    if base is not None:  # the study schedule: compare says when it runs another
         for key in SCHEDULE:
             value = getattr(base, key)
             if value is not None:
                 lines.append(f"{key} = {_toml_value(value)}")
-        lines.append("")
+    lines.append("")
+    if base is not None and base.miner_options:
+        lines += ["[miner_options]", *(f"{key} = {_toml_value(v)}" for key, v in base.miner_options.items()), ""]
     lines += ["[tuning]", f"trials = {tuning['trials']}", f"metric = {_toml_value(tuning['metric'])}", ""]
     lines.append("[tuning.curves]  # best trial's validation metric per epoch")
     lines += [f"{json.dumps(r.loss)} = [{', '.join(f'{v:.4f}' for v in r.curve)}]" for r in results]

@@ -1,0 +1,195 @@
+"""What a comparison trains, and how each loss's settings were obtained.
+
+One loader, :func:`load_comparison`, builds a :class:`ComparisonSpec` from the layers a user
+can give, in one documented precedence (highest first)::
+
+    command line > config file > tuned preset > dataset preset > paper defaults
+
+The tuned source is a config file with a ``[tuning]`` table (a ``best.toml``) when one is given,
+else the dataset's shipped preset (``presets/<dataset>.toml``) unless ``untuned``. Its per-loss
+tables (``[loss_options.<loss>]``, ``[loss_settings.<loss>]``) hold for its own top-level
+settings; a setting given above it (a flag, a key of a plain config file) wins over a loss's
+tuned value, and the row says so. A comparison with a tuned source is tuned: a loss the source
+did not tune is refused unless named in ``allow_untuned``, and then its row is marked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from losszoo.errors import ConfigError
+from losszoo.training.config import TrainConfig, build_config, read_toml, tuned_preset
+
+TUNED, UNTUNED, BY_HAND = "tuned", "untuned", "by hand"
+
+
+@dataclass(frozen=True)
+class LossEntry:
+    """One compared loss: its hyperparameters, the shared settings set for it alone, and how
+    they were obtained (``provenance``; ``by_hand``: settings given over its tuned values)."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    provenance: str = UNTUNED
+    by_hand: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ComparisonSpec:
+    """The losses compared under one shared ``base`` config, for ``seeds`` seeds each;
+    ``tuning`` (trials, metric, curves) describes the tuned source, None when untuned."""
+
+    base: TrainConfig
+    losses: tuple[LossEntry, ...]
+    seeds: int = 1
+    tuning: dict[str, Any] | None = None
+    source: str | None = None  # the tuned source's path, for messages
+
+    def tuned_by(self, results: Sequence[Any], tuning: dict[str, Any]) -> ComparisonSpec:
+        """This comparison with every loss's settings from ``results`` (``TuneResult``s of
+        ``losszoo tune``, one per loss), values given by hand kept over them."""
+        best = {result.loss: result for result in results}
+        entries = []
+        for entry in self.losses:
+            result = best[entry.name]
+            entries.append(LossEntry(entry.name, {**result.loss_options, **entry.options},
+                                     {**result.loss_settings, **entry.settings}, TUNED,
+                                     tuple(sorted({*entry.options, *entry.settings}))))
+        return replace(self, losses=tuple(entries), tuning=tuning)
+
+    @property
+    def names(self) -> list[str]:
+        return [entry.name for entry in self.losses]
+
+    def loss_options(self) -> dict[str, dict[str, Any]]:
+        return {entry.name: dict(entry.options) for entry in self.losses if entry.options}
+
+    def loss_settings(self) -> dict[str, dict[str, Any]]:
+        return {entry.name: dict(entry.settings) for entry in self.losses if entry.settings}
+
+    def caption_tuning(self) -> dict[str, Any] | None:
+        """``tuning`` plus the rows that are not (wholly) tuned, for the report's caption."""
+        if self.tuning is None:
+            return None
+        untuned = [entry.name for entry in self.losses if entry.provenance != TUNED]
+        by_hand = {entry.name: list(entry.by_hand) for entry in self.losses if entry.by_hand}
+        return {**self.tuning, **({"untuned": untuned} if untuned else {}),
+                **({"by_hand": by_hand} if by_hand else {})}
+
+
+def load_comparison(
+    *, command_line: Mapping[str, Any], config_file: str | Path | None = None, untuned: bool = False,
+    losses: Sequence[str] | None = None, seeds: int | None = None,
+    loss_options: Mapping[str, Mapping[str, Any]] | None = None,
+    allow_untuned: Sequence[str] = (),
+) -> ComparisonSpec:
+    """The comparison that these layers describe (see the module docstring).
+
+    ``command_line``: TrainConfig settings given as flags (None values are not given);
+    ``loss_options``: per-loss hyperparameters given as flags (``--loss-option LOSS.NAME=V``).
+    """
+    from losszoo.losses import select_losses
+    from losszoo.training.plan import loss_name
+
+    given = {key: value for key, value in command_line.items() if value is not None}
+    file_table = read_toml(config_file) if config_file else {}
+    source_path: Path | str | None = None
+    if "tuning" in file_table:
+        source, plain, source_path = file_table, {}, config_file
+    else:
+        dataset = given.get("dataset") or file_table.get("dataset") or TrainConfig.dataset
+        preset = None if untuned else tuned_preset(dataset)
+        source = read_toml(preset) if preset else {}
+        plain, source_path = file_table, preset
+    base = build_config(_top_level(source), _top_level(plain), given)
+
+    chosen = losses if losses is not None else plain.get("losses", source.get("losses"))
+    if chosen is not None and not chosen:
+        raise ConfigError("no loss to compare: --losses is empty")
+    names = list(dict.fromkeys(loss_name(name) for name in select_losses(chosen)))
+    tuned = _per_loss(source, loss_name)
+    hand = _merge(_per_loss(plain, loss_name), {loss_name(k): (dict(v), {}) for k, v in (loss_options or {}).items()})
+    stray = sorted(set(hand) - set(names))
+    if stray:
+        raise ConfigError(f"loss options given for losses not compared: {', '.join(stray)}")
+    overriding = set(_top_level(plain)) | set(given)  # settings given above the tuned source
+
+    entries = []
+    for name in names:
+        options, settings = (dict(part) for part in tuned.get(name, ({}, {})))
+        hand_options, hand_settings = hand.get(name, ({}, {}))
+        by_hand = sorted({k for k in settings if k in overriding} | set(hand_settings) | set(hand_options))
+        settings = {k: v for k, v in settings.items() if k not in overriding}
+        options.update(hand_options)
+        settings.update(hand_settings)
+        provenance = TUNED if name in tuned else (BY_HAND if name in hand else UNTUNED)
+        entries.append(LossEntry(name, options, settings, provenance,
+                                 tuple(by_hand) if provenance == TUNED else ()))
+    tuning = _tuning(source, base) if "tuning" in source else None
+    _check_untuned(entries, tuning is not None, [loss_name(n) for n in allow_untuned], source_path)
+    seeds = seeds if seeds is not None else plain.get("seeds", source.get("seeds", 1))
+    return ComparisonSpec(base, tuple(entries), seeds, tuning, None if source_path is None else str(source_path))
+
+
+def _top_level(table: Mapping[str, Any]) -> dict[str, Any]:
+    """A config file's TrainConfig settings (its top-level keys less the comparison's own)."""
+    from losszoo.training.config import FILE_KEYS
+
+    return {k: v for k, v in table.items() if k not in FILE_KEYS and not isinstance(v, dict)}
+
+
+def _per_loss(table: Mapping[str, Any], canonical: Any) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """``{loss: (options, settings)}`` from ``[loss_options.<loss>]`` and ``[loss_settings.<loss>]``,
+    by canonical name (an alias's values merge into its loss's)."""
+    tables: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for index, key in enumerate(("loss_options", "loss_settings")):
+        for name, values in table.get(key, {}).items():
+            if not isinstance(values, dict):
+                raise ConfigError(f"{key} must hold one {key}.<loss> table per loss (compare), "
+                                  f"got {key}.{name} = {values!r}")
+            tables.setdefault(canonical(name), ({}, {}))[index].update(values)
+    return tables
+
+
+def _merge(low: dict[str, tuple[dict, dict]], high: dict[str, tuple[dict, dict]]) -> dict[str, tuple[dict, dict]]:
+    merged = {name: (dict(o), dict(s)) for name, (o, s) in low.items()}
+    for name, (options, settings) in high.items():
+        mine = merged.setdefault(name, ({}, {}))
+        mine[0].update(options)
+        mine[1].update(settings)
+    return merged
+
+
+def _tuning(source: Mapping[str, Any], base: TrainConfig) -> dict[str, Any]:
+    """The source's [tuning] table, and the schedule settings the comparison runs with other
+    values than tuned for (``changed``: the caption says so)."""
+    from losszoo.tuning.study import SCHEDULE
+
+    tuning = dict(source["tuning"])
+    changed = [key for key in SCHEDULE if key in source and _differs(source[key], getattr(base, key))]
+    return {**tuning, "changed": changed} if changed else tuning
+
+
+def _differs(tuned: Any, used: Any) -> bool:
+    return (list(tuned) != list(used)) if isinstance(tuned, list) else tuned != used
+
+
+def _check_untuned(entries: Sequence[LossEntry], tuned: bool, allowed: Sequence[str],
+                   source: str | Path | None) -> None:
+    names = {entry.name for entry in entries}
+    stray = sorted(set(allowed) - names)
+    if stray:
+        raise ConfigError(f"--allow-untuned names losses not compared: {', '.join(stray)}")
+    if not tuned:
+        return
+    refused = [entry.name for entry in entries if entry.provenance != TUNED and entry.name not in allowed]
+    if refused:
+        listed = ",".join(refused)
+        raise ConfigError(
+            f"{listed}: not tuned in {source}, while the other losses are: a table mixing tuned and "
+            f"untuned losses is unfair; tune them (losszoo tune --losses {listed}), or pass "
+            f"--allow-untuned {listed} (their rows are marked), or --untuned for every loss")

@@ -1,0 +1,224 @@
+"""Fair by construction (issue 28): each way a comparison could be unfair or inconsistent
+without a word, tried as a user would, on a slice of the embedded Omniglot copy.
+
+Most tests stop ``losszoo compare`` where it hands its plan to training (``capture``), so they
+check what would train without training it."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from losszoo.cli.main import main
+from losszoo.losses import MetricLoss, register_loss
+from losszoo.training.config import read_toml
+
+TINY = ["--max-classes", "10", "--batch-size", "20", "--samples-per-class", "5", "--dim", "16",
+        "--ks", "1,2", "--epochs", "1", "--batches-per-epoch", "2", "--no-progress", "--no-binary"]
+
+# A hand-written best.toml (the format losszoo tune writes) for normsoftmax and triplet: tuned
+# values that differ from every default, so a value applied to the wrong loss, or lost, shows.
+BEST_TOML = """
+losses = ["normsoftmax", "triplet"]
+dataset = "omniglot"
+batch_size = 20
+samples_per_class = 5
+epochs = 1
+batches_per_epoch = 2
+lr = 0.01
+max_classes = 10
+dim = 16
+
+[tuning]
+trials = 2
+metric = "map_at_r"
+
+[loss_options.normsoftmax]
+temperature = 0.33
+
+[loss_settings.normsoftmax]
+lr = 0.00122
+samples_per_class = 2
+
+[loss_options.triplet]
+margin = 0.37
+
+[loss_settings.triplet]
+lr = 0.0731
+samples_per_class = 4
+"""
+
+
+@pytest.fixture
+def capture(monkeypatch):
+    """``compare`` runs nothing: it records each trained run's planned config (``"runs"``),
+    the untrained floor's (``"untrained"``) and the report's ``tuning`` argument."""
+    compare_module = importlib.import_module("losszoo.training.compare")
+    seen: dict = {"runs": [], "untrained": []}
+
+    def fake_train(plan, *args, **kwargs):
+        seen["runs"].append(plan.config)
+        return {"loss": plan.config.loss, "seed": plan.config.seed, "metrics": None}
+
+    original = compare_module.compare
+
+    def spy(*args, **kwargs):
+        seen["tuning"] = kwargs.get("tuning")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(compare_module, "train", fake_train)
+    monkeypatch.setattr(compare_module, "untrained_baseline",
+                        lambda run, console: seen["untrained"].append(run.plan.config) or {})
+    monkeypatch.setattr(compare_module, "write_report", lambda *a, **k: [])
+    monkeypatch.setattr(compare_module, "compare", spy)
+    return seen
+
+
+def _trained(seen: dict) -> dict:
+    return {config.loss: config for config in seen["runs"]}
+
+
+@pytest.fixture
+def mycosine(loss_registry):
+    @register_loss("mycosine", sampler="class_balanced")
+    class MyCosine(MetricLoss):
+        def forward(self, embeddings, labels):
+            e = torch.nn.functional.normalize(embeddings, dim=1)
+            same = (labels[:, None] == labels[None]).float()
+            return ((1 - same) * (e @ e.T).clamp(min=0) - same * (e @ e.T)).mean()
+
+    return "mycosine"
+
+
+# -- tuned and untuned losses are not mixed -----------------------------------------------------
+def test_a_loss_the_preset_did_not_tune_is_refused_beside_tuned_ones(tmp_path, capsys, capture, mycosine):
+    """The documented plugin command ran the plugin at its defaults under a "tuned" caption."""
+    assert main(["compare", "--losses", "normsoftmax,mycosine", "-o", str(tmp_path), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "mycosine: not tuned in" in err and "--allow-untuned mycosine" in err
+    assert not capture["runs"] and not tmp_path.joinpath("mycosine").exists()
+
+
+def test_allow_untuned_marks_the_row_and_the_caption(tmp_path, capture, mycosine):
+    from losszoo.training.report import caption, write_report
+
+    assert main(["compare", "--losses", "normsoftmax,mycosine", "--allow-untuned", "mycosine",
+                 "-o", str(tmp_path / "c"), *TINY]) == 0
+    tuning = capture["tuning"]
+    assert tuning["untuned"] == ["mycosine"] and tuning["trials"] == 6  # the shipped preset's budget
+    assert _trained(capture)["mycosine"].lr == 0.01  # the shared default, not a tuned lr
+    records = [{"loss": loss, "seed": 0, "metrics": {"recall@1": r, "map_at_r": r / 2}, "train_seconds": 1.0,
+                "config": {"epochs": 1, "warmup_epochs": 0}, "history": []}
+               for loss, r in (("normsoftmax", 0.6), ("mycosine", 0.5))]
+    text = caption(records, tuning)
+    assert text.startswith("tuned: 6 trials") and "NOT tuned (per-loss defaults, --allow-untuned): mycosine" in text
+    write_report(records, tmp_path / "r", ks=(1,), tuning=tuning)
+    rows = (tmp_path / "r" / "results.md").read_text().splitlines()
+    assert any(row.startswith("| mycosine (untuned) |") for row in rows)
+    assert any(row.startswith("| normsoftmax") and "untuned" not in row for row in rows)
+
+
+def test_best_toml_records_its_losses_and_compare_trains_only_those(tmp_path, capture):
+    best = tmp_path / "best.toml"
+    best.write_text(BEST_TOML)
+    assert main(["compare", "--config", str(best), "-o", str(tmp_path / "c"), "--no-progress"]) == 0
+    assert sorted(_trained(capture)) == ["normsoftmax", "triplet"]
+
+
+# -- one precedence, per-loss settings included ---------------------------------------------------
+def test_a_flag_wins_over_a_loss_s_tuned_setting_and_the_caption_says_which_rows(tmp_path, capture):
+    best = tmp_path / "best.toml"
+    best.write_text(BEST_TOML)
+    assert main(["compare", "--config", str(best), "--losses", "normsoftmax,triplet", "--lr", "0.05",
+                 "--samples-per-class", "4", "-o", str(tmp_path / "c"), "--no-progress"]) == 0
+    trained = _trained(capture)
+    assert (trained["normsoftmax"].lr, trained["normsoftmax"].samples_per_class) == (0.05, 4)
+    assert (trained["triplet"].lr, trained["triplet"].samples_per_class) == (0.05, 4)
+    assert trained["normsoftmax"].loss_options["temperature"] == 0.33  # the rest stays tuned
+    assert capture["tuning"]["by_hand"] == {"normsoftmax": ["lr", "samples_per_class"],
+                                            "triplet": ["lr", "samples_per_class"]}
+    from losszoo.training.report import caption
+
+    assert "set by hand over the tuned values: normsoftmax (lr, samples_per_class)" in caption([], capture["tuning"])
+
+
+def test_a_flag_wins_over_the_shipped_preset_s_per_loss_setting(tmp_path, capture):
+    """``--batch-size 12 --samples-per-class 3`` was refused: the preset's triplet
+    samples_per_class 5 overrode the flag."""
+    assert main(["compare", "--losses", "triplet", "--batch-size", "12", "--samples-per-class", "3",
+                 "--max-classes", "10", "--epochs", "1", "--batches-per-epoch", "1", "--no-progress",
+                 "-o", str(tmp_path)]) == 0
+    triplet = _trained(capture)["triplet"]
+    preset = read_toml(Path(importlib.import_module("losszoo.training.config").tuned_preset("omniglot")))
+    assert (triplet.batch_size, triplet.samples_per_class) == (12, 3)
+    assert triplet.lr == pytest.approx(preset["loss_settings"]["triplet"]["lr"])  # not given: tuned
+    assert capture["tuning"]["by_hand"] == {"triplet": ["samples_per_class"]}
+
+
+def test_a_config_file_wins_over_the_tuned_preset(tmp_path, capture):
+    plain = tmp_path / "plain.toml"
+    plain.write_text("lr = 0.05\nmax_classes = 20\nepochs = 1\nbatches_per_epoch = 1\n")
+    assert main(["compare", "--config", str(plain), "--losses", "triplet", "--no-progress",
+                 "-o", str(tmp_path / "c")]) == 0
+    triplet = _trained(capture)["triplet"]
+    assert triplet.lr == 0.05 and triplet.batch_size == 80  # the file, then the dataset preset
+    assert capture["tuning"]["by_hand"] == {"triplet": ["lr"]}
+
+
+# -- unknown keys and nested tables ------------------------------------------------------------
+@pytest.mark.parametrize("text, message", [
+    ("[training]\nlr = 0.1\n", "table 'training' is not one losszoo reads"),
+    ('output = "x"\n', "unknown key(s) output"),
+    ("[tuning]\ntrails = 2\n", "tuning.trails: did you mean 'trials'"),
+    ("[loss_settings.triplet]\nlrr = 0.1\n", "loss_settings.triplet.lrr: did you mean 'lr'"),
+    ("[loss_options]\nmargin = 0.1\n[loss_options.triplet]\nmargin = 0.2\n", "mixes per-loss tables"),
+])
+@pytest.mark.parametrize("command", ["train", "compare", "tune"])
+def test_unknown_keys_and_tables_in_any_toml_are_refused(tmp_path, capsys, text, message, command):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    assert main([command, "--config", str(path), "-o", str(tmp_path / "out"), *TINY]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+# -- the README's miner command ------------------------------------------------------------------
+@pytest.mark.slow
+def test_the_readme_miner_command_runs(tmp_path):
+    """``losszoo compare --untuned --miner pml:MultiSimilarityMiner --losses triplet,contrastive``
+    failed: the untrained baseline was planned with the base's default loss (normsoftmax, which
+    takes no miner) and the miner kept."""
+    out = tmp_path / "c"
+    assert main(["compare", "--untuned", "--miner", "pml:MultiSimilarityMiner", "--losses",
+                 "triplet,contrastive", "-o", str(out), *TINY]) == 0
+    untrained = json.loads((out / "untrained" / "seed0" / "result.json").read_text())
+    assert untrained["config"]["miner"] is None
+    plain = tmp_path / "plain"
+    assert main(["compare", "--untuned", "--losses", "triplet", "-o", str(plain), *TINY]) == 0
+    same = json.loads((plain / "untrained" / "seed0" / "result.json").read_text())
+    assert same["fingerprint"] == untrained["fingerprint"]  # the floor does not depend on the miner
+    assert same["metrics"] == untrained["metrics"]
+    for loss in ("triplet", "contrastive"):
+        record = json.loads((out / loss / "seed0" / "result.json").read_text())
+        assert record["config"]["miner"] == "pml:MultiSimilarityMiner"
+
+
+# -- a study keeps one schedule ------------------------------------------------------------------
+def test_a_study_refuses_trials_of_another_schedule(tmp_path, capsys):
+    import optuna
+
+    out = tmp_path / "t"
+    assert main(["tune", "--losses", "triplet", "--trials", "1", "-o", str(out), *TINY]) == 0
+    best = read_toml(out / "best.toml")
+    assert best["losses"] == ["triplet"] and best["epochs"] == 1
+    stamp = (out / "best.toml").stat().st_mtime_ns
+    assert main(["tune", "--losses", "triplet", "--trials", "2", "-o", str(out), *TINY[:-6],
+                 "--epochs", "2", "--batches-per-epoch", "2", "--no-progress", "--no-binary"]) == 2
+    err = capsys.readouterr().err
+    assert "epochs 1 (now 2)" in err and "another schedule" in err
+    study = optuna.load_study(study_name="losszoo-triplet", storage=f"sqlite:///{out / 'study.db'}")
+    assert len(study.trials) == 1 and (out / "best.toml").stat().st_mtime_ns == stamp
