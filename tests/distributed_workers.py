@@ -293,7 +293,44 @@ def check_cross_batch_memory(rank: int, world_size: int) -> list[str]:
     return failures
 
 
-EXTRA_CHECKS: list[Callable[[int, int], list[str]]] = [check_sharded_class_weights, check_cross_batch_memory]
+def check_per_rank_loss_gradients(rank: int, world_size: int) -> list[str]:
+    """A loss computed per rank (``global_batch=False``): after ``average_gradients`` every
+    rank holds the mean over ranks of each share's gradient of the loss's own parameters (as
+    DDP averages the model's), computed here in one process share by share; and the same on
+    every rank, so the replicated parameters stay equal."""
+    from losszoo.distributed.losses import average_gradients
+    from losszoo.losses import create_loss
+
+    failures = []
+    share = BATCH // world_size
+    x, labels = _batch("proxynca")
+    embeddings = x[:, :DIM]
+
+    def fresh() -> nn.Module:
+        torch.manual_seed(2)
+        return create_loss("proxynca", embedding_dim=DIM, num_classes=6).double()
+
+    expected = None
+    for other in range(world_size):  # every share in this process: their mean is the target
+        loss = fresh()
+        part = slice(other * share, (other + 1) * share)
+        loss(embeddings[part], labels[part]).backward()
+        grads = _grads(loss)
+        expected = grads if expected is None else {k: expected[k] + grads[k] for k in grads}
+    expected = {k: v / world_size for k, v in expected.items()}
+    loss = fresh()
+    part = slice(rank * share, (rank + 1) * share)
+    loss(embeddings[part], labels[part]).backward()
+    own = _grads(loss)
+    average_gradients(list(loss.parameters()))
+    _compare("per-rank proxynca averaged gradients", _grads(loss), expected, failures)
+    if all(torch.equal(own[k], expected[k]) for k in own):
+        failures.append("per-rank gradients equal their mean before averaging: the shares do not differ")
+    return failures
+
+
+EXTRA_CHECKS: list[Callable[[int, int], list[str]]] = [check_sharded_class_weights, check_cross_batch_memory,
+                                                       check_per_rank_loss_gradients]
 
 
 

@@ -52,6 +52,9 @@ lr = 0.0731
 samples_per_class = 4
 """
 
+# TrainConfig()'s fingerprint, and the untrained floor's, as main computed them before issue 28.
+PAPER_DEFAULTS_FINGERPRINT, PAPER_DEFAULTS_FLOOR_FINGERPRINT = "38f9b14543c3", "cae658b79d75"
+
 
 @pytest.fixture
 def capture(monkeypatch):
@@ -222,3 +225,82 @@ def test_a_study_refuses_trials_of_another_schedule(tmp_path, capsys):
     assert "epochs 1 (now 2)" in err and "another schedule" in err
     study = optuna.load_study(study_name="losszoo-triplet", storage=f"sqlite:///{out / 'study.db'}")
     assert len(study.trials) == 1 and (out / "best.toml").stat().st_mtime_ns == stamp
+
+
+# -- what the mutation check of issue 28 found unguarded ------------------------------------------
+def test_tuned_settings_reach_their_own_loss_through_a_hand_written_best_toml(tmp_path, capture):
+    """Every value of BEST_TOML differs from the defaults and between the two losses: each
+    loss trains with its own (a value applied to the other loss, or dropped, fails here)."""
+    best = tmp_path / "best.toml"
+    best.write_text(BEST_TOML)
+    assert main(["compare", "--config", str(best), "-o", str(tmp_path / "c"), "--no-progress"]) == 0
+    trained = _trained(capture)
+    normsoftmax, triplet = trained["normsoftmax"], trained["triplet"]
+    assert (normsoftmax.lr, normsoftmax.samples_per_class, normsoftmax.loss_options["temperature"]) == \
+        (0.00122, 2, 0.33)
+    assert (triplet.lr, triplet.samples_per_class, triplet.loss_options["margin"]) == (0.0731, 4, 0.37)
+    assert "temperature" not in triplet.loss_options and "margin" not in normsoftmax.loss_options
+    assert capture["tuning"] == {"trials": 2, "metric": "map_at_r"}  # nothing untuned, nothing by hand
+
+
+def test_the_untrained_floor_is_planned_and_evaluated_per_seed(tmp_path, monkeypatch):
+    """Each seed row's floor is the network that seed initialises (the mutation check planned
+    every row with the first seed and no test saw it)."""
+    compare_module = importlib.import_module("losszoo.training.compare")
+    monkeypatch.setattr(compare_module, "train", lambda plan, *a, **k: {"loss": plan.config.loss,
+                                                                        "seed": plan.config.seed, "metrics": None})
+    monkeypatch.setattr(compare_module, "write_report", lambda *a, **k: [])
+    out = tmp_path / "c"
+    assert main(["compare", "--untuned", "--losses", "triplet", "--seeds", "2", "--seed", "3",
+                 "-o", str(out), *TINY]) == 0
+    floors = [json.loads((out / "untrained" / f"seed{seed}" / "result.json").read_text()) for seed in (3, 4)]
+    assert [f["seed"] for f in floors] == [f["config"]["seed"] for f in floors] == [3, 4]
+    assert floors[0]["fingerprint"] != floors[1]["fingerprint"]
+    assert floors[0]["metrics"] != floors[1]["metrics"]  # two initialisations, two floors
+
+
+def test_a_fingerprint_leaves_out_exactly_its_exclusions():
+    """The untrained floor's fingerprint excludes the loss settings (its metrics do not depend
+    on them): a floor is kept across comparisons that differ only there, and only there."""
+    from losszoo.training.compare import _LOSS_SETTINGS
+    from losszoo.training.config import EVALUATION_ONLY, TrainConfig
+
+    base = TrainConfig(dataset="omniglot")
+    for change in (dict(lr=0.5), dict(loss="triplet"), dict(samples_per_class=5, batch_size=10),
+                   dict(miner="pml:MultiSimilarityMiner")):
+        other = base.replace(**change)
+        assert other.fingerprint() != base.fingerprint(), change
+        assert other.fingerprint(exclude=_LOSS_SETTINGS) == base.fingerprint(exclude=_LOSS_SETTINGS), change
+    assert base.replace(ks=(1,), workers=3).fingerprint() == base.fingerprint()  # EVALUATION_ONLY
+    assert set(EVALUATION_ONLY) >= {"ks", "workers"}
+    for change in (dict(dim=32), dict(seed=1), dict(backbone="resnet18")):
+        assert base.replace(**change).fingerprint(exclude=_LOSS_SETTINGS) != base.fingerprint(exclude=_LOSS_SETTINGS)
+
+
+def test_fingerprints_of_existing_runs_do_not_change():
+    """A finished or interrupted run is recognised by its fingerprint (resume, compare keeping
+    finished runs): these are the fingerprints of runs written before issue 28, recomputed."""
+    from losszoo.training.compare import _LOSS_SETTINGS
+    from losszoo.training.config import TrainConfig
+
+    assert TrainConfig().fingerprint() == PAPER_DEFAULTS_FINGERPRINT
+    assert TrainConfig().fingerprint(exclude=_LOSS_SETTINGS) == PAPER_DEFAULTS_FLOOR_FINGERPRINT
+
+
+@pytest.mark.parametrize("classes, fraction", [(10, 0.2), (13, 0.2), (11, 0.2), (964, 0.2), (7, 0.5), (30, 0.15)])
+def test_the_number_of_validation_classes_is_round_f_times_n(classes, fraction):
+    from losszoo.data.splits import validation_classes
+
+    held_out = validation_classes(classes, fraction=fraction, seed=1)
+    assert len(held_out) == round(fraction * classes)
+    assert len(set(held_out)) == len(held_out) and set(held_out) <= set(range(classes))
+
+
+def test_a_holdout_run_validates_on_round_f_times_n_training_classes():
+    from losszoo.training.config import TrainConfig
+    from losszoo.training.plan import plan_run
+
+    plan = plan_run(TrainConfig(max_classes=13, protocol="holdout", val_fraction=0.2, batch_size=10,
+                                samples_per_class=5))
+    assert len(plan.validation_classes) == round(0.2 * 13) == 3
+    assert plan.split_sizes()["train"]["classes"] == 10
