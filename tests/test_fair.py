@@ -304,3 +304,61 @@ def test_a_holdout_run_validates_on_round_f_times_n_training_classes():
                                 samples_per_class=5))
     assert len(plan.validation_classes) == round(0.2 * 13) == 3
     assert plan.split_sizes()["train"]["classes"] == 10
+
+
+# -- one declaration per setting -----------------------------------------------------------------
+def _options(command: str) -> dict:
+    from losszoo.cli.main import build_parser
+
+    subparsers = next(a for a in build_parser()._actions if a.choices and "train" in a.choices)
+    return subparsers.choices[command]._option_string_actions
+
+
+def test_every_setting_is_declared_once_next_to_its_field_with_a_flag():
+    """Every TrainConfig field carries one Setting; its flag is unique, and train or compare
+    offers it; every list of settings is derived from the declarations."""
+    from dataclasses import fields
+
+    from losszoo.cli.options import EVAL_SETTINGS
+    from losszoo.training import config as config_module
+    from losszoo.training.config import Setting, TrainConfig, declarations
+
+    declared = declarations()
+    assert list(declared) == [f.name for f in fields(TrainConfig)]
+    assert all(isinstance(f.metadata["setting"], Setting) for f in fields(TrainConfig))
+    flags = [d.flag for d in declared.values()]
+    assert len(set(flags)) == len(flags)
+    offered = set(_options("train")) | set(_options("compare"))
+    assert set(flags) <= offered, set(flags) - offered
+    for role, names in (("evaluation_only", config_module.EVALUATION_ONLY), ("trains", config_module.TRAINING_ONLY),
+                        ("schedule", config_module.SCHEDULE), ("tuned", config_module.TUNED_SHARED),
+                        ("eval_command", config_module.EVAL_COMMAND)):
+        assert set(names) == {name for name, d in declared.items() if getattr(d, role)}, role
+    assert EVAL_SETTINGS == {"config", *config_module.EVAL_COMMAND}
+    assert set(_options("eval")) >= {declared[name].flag for name in config_module.EVAL_COMMAND}
+    assert "--lr" not in _options("eval")
+
+
+def test_each_flag_sets_its_own_field():
+    """Each declared flag, given a value other than the default, lands in its field alone."""
+    from losszoo.cli.main import build_parser
+    from losszoo.cli.options import command_line_settings, config_from_args
+    from losszoo.training.config import declarations
+
+    samples = {int: "3", float: "0.5", str: "x"}
+    for name, declared in declarations().items():
+        if declared.command_option:
+            continue
+        if declared.check is None:  # a table: repeated NAME=VALUE
+            argv, expected = [declared.flag, "k=2"], {"k": 2}
+        elif declared.const is not None:  # --no-amp, --lazy-momentum
+            argv, expected = [declared.flag], declared.const
+        elif declared.items:
+            argv, expected = [declared.flag, "3,5"], (3, 5)
+        else:
+            raw = declared.choices[-1] if declared.choices else samples[declared.check.kind]
+            argv, expected = [declared.flag, raw], declared.check.coerce(raw, name, "test")
+        given = command_line_settings(build_parser().parse_args(["train", *argv]))
+        assert {k: v for k, v in given.items() if v is not None} == {name: expected}, name
+    config, _ = config_from_args(build_parser().parse_args(["train", "--lr", "0.5", "--no-amp"]))
+    assert (config.lr, config.amp, config.dim) == (0.5, False, 64)  # dim: the omniglot preset

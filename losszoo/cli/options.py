@@ -11,7 +11,8 @@ import dataclasses
 from typing import Any
 
 from losszoo.errors import ConfigError
-from losszoo.training.config import DATASET_PRESETS, TrainConfig, build_config, read_toml
+from losszoo.training.config import (DATASET_PRESETS, EVAL_COMMAND, Setting, TrainConfig, build_config,
+                                     declarations, read_toml)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -52,87 +53,47 @@ def _int_tuple(text: str) -> tuple[int, ...]:
 
 
 # Settings ``losszoo eval`` uses: what picks the data and the network, and how it is scored.
-EVAL_SETTINGS = frozenset({"config", "backbone", "dim", "pretrained", "dataset", "data_root", "max_classes",
-                           "image_size", "ks", "binary", "seed", "workers", "device", "amp"})
+EVAL_SETTINGS = frozenset({"config", *EVAL_COMMAND})
 
 
 def add_training_options(parser: argparse.ArgumentParser, *, only: frozenset[str] | None = None) -> None:
-    """The run settings as options (``only``: just these TrainConfig fields, e.g. for eval)."""
-    title = ("training (command line > --config file > dataset preset > paper defaults)" if only is None
-             else "settings (command line > the run's own > dataset preset > paper defaults)")
+    """The run settings as options, one per TrainConfig field from its declaration
+    (``losszoo.training.config.Setting``; ``only``: just these fields, e.g. for eval)."""
+    title = ("training (command line > --config file > tuned preset > dataset preset > paper defaults)"
+             if only is None else "settings (command line > the run's own > dataset preset > paper defaults)")
     g = parser.add_argument_group(title)
-
-    def add(*flags: str, dest: str, help: str = "", show_default: bool = True, **kwargs: Any) -> None:
-        if only is not None and dest not in only:
-            return
-        if show_default and dest != "config":
-            help = f"{help} {_default(dest)}".strip()
-        g.add_argument(*flags, dest=dest, help=help, **kwargs)
-
-    add("--config", dest="config", help="TOML file; its top-level keys are TrainConfig fields")
-    add("--backbone", dest="backbone", help="resnet18/34/50/101, googlenet, convnet4, or timm:<name>")
-    add("--dim", dest="dim", type=int, help="embedding dimension")
-    add("--no-pretrained", dest="pretrained", action="store_const", const=False,
-        help="do not load ImageNet weights", show_default=False)
-    add("--dataset", dest="dataset", help="omniglot (embedded), cub200, cars196, sop, inshop, imagefolder")
-    add("--data-root", dest="data_root", help="dataset folder (omniglot: omit for the embedded copy)",
-        show_default=False)
-    add("--max-classes", dest="max_classes", type=int,
-        help="keep only the first N classes of each split (quick runs)", show_default=False)
-    add("--image-size", dest="image_size", type=int, help="crop size (default: the backbone's)",
-        show_default=False)
-    add("--batch-size", dest="batch_size", type=int)
-    add("--samples-per-class", dest="samples_per_class", type=int)
-    add("--epochs", dest="epochs", type=int, help="epochs after the warm-up")
-    add("--warmup-epochs", dest="warmup_epochs", type=int)
-    add("--sampler", dest="sampler", help="batch sampler for every loss (default: each loss's own)",
-        show_default=False)
-    add("--miner", dest="miner", show_default=False,
-        help="a pytorch-metric-learning miner, e.g. pml:MultiSimilarityMiner; its pairs/triplets "
-        "replace the loss's own (pair and triplet losses only; default: none)")
-    if only is None:
-        g.add_argument("--miner-option", dest="miner_option", action="append", metavar="NAME=VALUE",
-                       help="miner argument, repeatable (values parsed like --loss-option)")
-    add("--lr", dest="lr", type=float, help="base learning rate")
-    add("--momentum", dest="momentum", type=float)
-    add("--lr-gamma", dest="lr_gamma", type=float, help="step-decay factor")
-    add("--lazy-momentum", dest="lazy_momentum", action="store_const", const=True, show_default=False,
-        help="subsampled class weights: momentum on the sampled rows only (fast at 1M classes)")
-    add("--shard-class-weights", dest="shard_class_weights", action="store_const", const=True,
-        show_default=False, help="under torchrun, split the class weights of NormSoftmax, CosFace, "
-        "ArcFace, Proxy-NCA and Proxy-Anchor across ranks (model-parallel softmax); compare shards only those losses")
-    add("--xbm", dest="xbm", type=int, metavar="SIZE",
-        help="cross-batch memory of SIZE embeddings (Wang et al. 2020), for the pair losses that "
-        "have a memory form (others are refused, naming those); 0: none")
-    add("--xbm-start", dest="xbm_start", type=int, metavar="STEP",
-        help="the first training step (warm-up included) that uses the cross-batch memory")
-    add("--lr-milestones", dest="lr_milestones", type=_int_tuple, help="epochs after the warm-up")
-    add("--weight-decay", dest="weight_decay", type=float)
-    add("--batches-per-epoch", dest="batches_per_epoch", type=int, show_default=False,
-        help="(default: about the training set size / batch size; 100 on the embedded omniglot)")
-    add("--protocol", dest="protocol", choices=("final", "holdout"),
-        help="final: train on every training class; holdout: hold out validation classes "
-        "(scored every --eval-every epochs); the test classes are evaluated once, at the end")
-    add("--val-fraction", dest="val_fraction", type=float,
-        help="share of the training classes held out for validation (holdout, tune)")
-    add("--val-folds", dest="val_folds", type=int, help="K > 1: K-fold class-disjoint cross-validation")
-    add("--val-fold", dest="val_fold", type=int, help="which of the --val-folds folds validates")
-    add("--val-seed", dest="val_seed", type=int, help="seed of the validation class draw")
-    add("--eval-every", dest="eval_every", type=int, help="evaluate validation classes every N epochs")
-    add("--ks", dest="ks", type=_int_tuple, help="Recall@K values")
-    add("--no-binary", dest="binary", action="store_const", const=False, show_default=False,
-        help="skip the binarized-embedding metrics")
-    add("--seed", dest="seed", type=int)
-    add("--workers", dest="workers", type=int, help="data-loading processes")
-    add("--device", dest="device", help="cpu, cuda, cuda:1 (default: CUDA when available)",
-        show_default=False)
-    add("--no-amp", dest="amp", action="store_const", const=False, show_default=False,
-        help="no mixed precision on CUDA")
+    if only is None or "config" in only:
+        g.add_argument("--config", dest="config", help="TOML file; its top-level keys are TrainConfig fields")
+    for name, declared in declarations().items():
+        if declared.command_option or (only is not None and name not in only):
+            continue
+        help_text = declared.help
+        if declared.show_default and declared.check is not None:  # a table has no default to show
+            help_text = f"{help_text} {_default(name)}".strip()
+        g.add_argument(declared.flag, dest=_dest(name, declared), help=help_text, **_argparse_kind(declared))
     parser.add_argument("--output", "-o", default=None,
                         help="a JSON file for the metrics" if only is not None else "output folder")
     if only is None:
         parser.add_argument("--no-progress", dest="progress", action="store_false",
                             help="no progress bars")
+
+
+def _dest(name: str, declared: Setting) -> str:
+    """A table setting's flag is repeatable (--miner-option NAME=VALUE): its raw values land in
+    the flag's own name, parsed by :func:`command_line_settings`."""
+    return declared.flag.lstrip("-").replace("-", "_") if declared.check is None else name
+
+
+def _argparse_kind(declared: Setting) -> dict[str, Any]:
+    if declared.check is None:
+        return {"action": "append", "metavar": "NAME=VALUE"}
+    if declared.const is not None:
+        return {"action": "store_const", "const": declared.const}
+    if declared.items:
+        return {"type": _int_tuple}
+    kind = {int: int, float: float}.get(declared.check.kind)
+    return {**({"type": kind} if kind else {}), **({"choices": declared.choices} if declared.choices else {}),
+            **({"metavar": declared.metavar} if declared.metavar else {})}
 
 
 def add_log_options(parser: argparse.ArgumentParser) -> None:
@@ -141,25 +102,27 @@ def add_log_options(parser: argparse.ArgumentParser) -> None:
                         help="also write TensorBoard event files (pip install losszoo[tensorboard])")
 
 
-_NOT_CONFIG = {"command", "run", "config", "output", "resume", "progress", "losses", "seeds",
-               "loss_option", "miner_option", "run_dir", "tune", "metric", "storage", "trials",
-               "sampler_seed", "warm_start", "argv", "untuned", "tensorboard", "save_embeddings",
-               "retrieval_figure", "figure_queries", "figure_k", "loss_module", "allow_untuned"}
-
-
 def command_line_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig settings given as flags (None: not given)."""
-    command_line = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
-    miner_options = parse_loss_options(getattr(args, "miner_option", None), flag="--miner-option")
-    if miner_options:
-        command_line["miner_options"] = miner_options
-    return command_line
+    given = vars(args)
+    settings: dict[str, Any] = {}
+    for name, declared in declarations().items():
+        if declared.check is None:  # a table: repeated NAME=VALUE flags
+            raw = given.get(_dest(name, declared))
+            if raw is not None and not declared.command_option:
+                settings[name] = parse_loss_options(raw, flag=declared.flag)
+        elif name in given:
+            settings[name] = given[name]
+    return settings
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> tuple[TrainConfig, dict[str, Any]]:
     """The run config and the raw TOML table (for command-specific keys such as ``losses``)."""
     table = read_toml(args.config) if args.config else {}
-    file_settings = {k: v for k, v in table.items() if k not in _NOT_CONFIG and not isinstance(v, dict)}
+    settings = declarations()
+    # The loss options of a file go to the loss it trains (file_loss_tables); a miner's arguments are one table.
+    file_settings = {k: v for k, v in table.items()
+                     if k in settings and (not isinstance(v, dict) or k == "miner_options")}
     return build_config(file_settings, command_line_settings(args), overrides), table
 
 

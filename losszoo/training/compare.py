@@ -22,7 +22,7 @@ from losszoo.distributed import init_distributed
 from losszoo.errors import ConfigError, OutputError
 from losszoo.losses import select_losses
 from losszoo.training.checkpoint import folder_name, output_lock, read_json, write_json
-from losszoo.training.config import TrainConfig
+from losszoo.training.config import TRAINING_ONLY, TrainConfig
 from losszoo.training.plan import (
     RunPlan, build_model, evaluate, final_test_data, loss_name, plan_run, shards_class_weights,
 )
@@ -31,11 +31,8 @@ from losszoo.training.report import write_report
 from losszoo.training.trainer import RESULT, check_output, train
 
 UNTRAINED = "untrained"
-# What the untrained network's metrics do not depend on.
-_LOSS_SETTINGS = ("loss", "loss_options", "miner", "miner_options", "sampler", "lr", "momentum",
-                  "weight_decay", "epochs", "warmup_epochs", "lr_milestones", "lr_gamma", "lazy_momentum",
-                  "shard_class_weights", "batch_size", "samples_per_class", "batches_per_epoch",
-                  "eval_every", "amp")
+# What the untrained network's metrics do not depend on (declared in config.py).
+_LOSS_SETTINGS = TRAINING_ONLY
 
 
 @dataclass(frozen=True)

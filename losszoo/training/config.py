@@ -25,9 +25,57 @@ except ModuleNotFoundError:  # pragma: no cover
 
 
 PROTOCOLS = ("final", "holdout", "tune")
-# Settings that change only how a trained model is evaluated, never the training itself: a
-# finished or interrupted run can be evaluated (or resumed) with other values of these.
-EVALUATION_ONLY = ("ks", "binary", "workers", "device")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One TrainConfig field, declared once, next to it: its check, its command-line flag, and
+    its roles, from which every list of settings below (and the argparse options,
+    ``losszoo.cli.options``) is derived.
+
+    Roles:
+        evaluation_only: changes only how a trained model is scored, so a finished or
+            interrupted run can be evaluated or resumed with another value (``EVALUATION_ONLY``,
+            left out of the fingerprint).
+        trains: changes only the training; the untrained floor does not depend on it
+            (``TRAINING_ONLY``, left out of the floor's fingerprint).
+        schedule: a tuned value holds only under this value (``SCHEDULE``: best.toml records
+            it, a study refuses trials of another, compare warns and the caption says so).
+        tuned: a tuning trial may set it per loss (``TUNED_SHARED``: best.toml's
+            ``[loss_settings.<loss>]``).
+        eval_command: ``losszoo eval`` takes it (``EVAL_COMMAND``).
+    """
+
+    check: Hyper | None  # type and bounds; None: a table of values the loss or miner checks
+    flag: str
+    help: str = ""
+    items: bool = False  # a tuple of integers, each checked by ``check``
+    const: Any = None  # a flag without a value stores this (--no-amp: False)
+    choices: tuple[str, ...] | None = None  # the flag's choices, when fewer than ``check``'s
+    show_default: bool = True
+    metavar: str | None = None  # the flag's value in help (default: the field's name)
+    command_option: bool = False  # the commands that take it add the flag (train's --loss)
+    evaluation_only: bool = False
+    trains: bool = False
+    schedule: bool = False
+    tuned: bool = False
+    eval_command: bool = False
+
+
+def setting(default: Any, check: Hyper | None, flag: str, help: str = "", **declaration: Any) -> Any:
+    """A TrainConfig field with its :class:`Setting` declaration."""
+    meta = {"setting": Setting(check, flag, help, **declaration)}
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+_COUNT, _INDEX = Hyper(kind=int, ge=1), Hyper(kind=int, ge=0)
+_TEXT, _MAYBE_TEXT, _SWITCH = Hyper(kind=str), Hyper(kind=str, optional=True), Hyper(kind=bool)
+_MAYBE_COUNT = Hyper(kind=int, ge=1, optional=True)
+_RATE, _NONNEGATIVE = Hyper(kind=float, gt=0), Hyper(kind=float, ge=0)
+_DATA = dict(schedule=True, eval_command=True)  # what picks the data and the network
+_TRAINING = dict(trains=True, schedule=True)  # the training schedule
 
 
 @dataclass(frozen=True)
@@ -40,46 +88,91 @@ class TrainConfig:
     part (``val_fraction`` of them, or fold ``val_fold`` of ``val_folds``, drawn with
     ``val_seed``), evaluates the validation classes every ``eval_every`` epochs, and the test
     classes once at the end; ``"tune"`` is ``"holdout"`` that never reads the test split.
+
+    Each field is declared once with :func:`setting` (a new setting needs only its line here).
     """
 
-    loss: str = "normsoftmax"
-    loss_options: dict[str, Any] = field(default_factory=dict)
-    miner: str | None = None  # a PML miner, "pml:MultiSimilarityMiner"; its tuples feed the loss
-    miner_options: dict[str, Any] = field(default_factory=dict)
-    backbone: str = "resnet50"
-    dim: int = 512
-    pretrained: bool = True
-    dataset: str = "omniglot"
-    data_root: str | None = None
-    max_classes: int | None = None  # keep only the first N classes of each split (quick runs)
-    image_size: int | None = None  # None: the backbone's / dataset's default
-    batch_size: int = 75
-    samples_per_class: int = 25
-    sampler: str | None = None  # None: the sampler the loss's spec names
-    epochs: int = 30
-    warmup_epochs: int = 1
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    lr_milestones: tuple[int, ...] = (15,)  # counted in epochs after the warm-up
-    lr_gamma: float = 0.1
-    lazy_momentum: bool = False  # sparse class weights: momentum on sampled rows only (optim.py)
-    shard_class_weights: bool = False  # class weights split across ranks (distributed/sharded.py)
-    xbm: int = 0  # cross-batch memory of this many embeddings (losses/xbm.py); 0: none
-    xbm_start: int = 0  # the first training step (warm-up included) that uses the memory
-    batches_per_epoch: int | None = None  # None: about len(train set) / batch_size
-    protocol: str = "final"
-    val_fraction: float = 0.2
-    val_folds: int = 1  # > 1: K-fold class-disjoint cross-validation, fold `val_fold`
-    val_fold: int = 0
-    val_seed: int = 0  # the validation classes do not change with the training seed
-    eval_every: int = 0  # evaluate the validation classes every N epochs (holdout, tune)
-    ks: tuple[int, ...] = (1, 2, 4, 8)
-    binary: bool = True  # also report binarized (sign) embeddings, Sec. 4.3
-    seed: int = 0
-    workers: int = 0
-    device: str | None = None  # None: CUDA when available, else CPU
-    amp: bool = True  # mixed precision on CUDA only
+    loss: str = setting("normsoftmax", _TEXT, "--loss", "registered loss name", command_option=True,
+                        trains=True)
+    loss_options: dict[str, Any] = setting({}, None, "--loss-option", "loss hyperparameters",
+                                           command_option=True, trains=True)
+    # A PML miner, "pml:MultiSimilarityMiner"; its tuples feed the loss.
+    miner: str | None = setting(None, _MAYBE_TEXT, "--miner", show_default=False, **_TRAINING,
+                                help="a pytorch-metric-learning miner, e.g. pml:MultiSimilarityMiner; its "
+                                "pairs/triplets replace the loss's own (pair and triplet losses only; default: none)")
+    miner_options: dict[str, Any] = setting({}, None, "--miner-option", **_TRAINING,
+                                            help="miner argument, repeatable (values parsed like --loss-option)")
+    backbone: str = setting("resnet50", _TEXT, "--backbone",
+                            "resnet18/34/50/101, googlenet, convnet4, or timm:<name>", **_DATA)
+    dim: int = setting(512, _COUNT, "--dim", "embedding dimension", **_DATA)
+    pretrained: bool = setting(True, _SWITCH, "--no-pretrained", "do not load ImageNet weights", const=False,
+                               show_default=False, **_DATA)
+    dataset: str = setting("omniglot", _TEXT, "--dataset",
+                           "omniglot (embedded), cub200, cars196, sop, inshop, imagefolder", **_DATA)
+    data_root: str | None = setting(None, _MAYBE_TEXT, "--data-root",
+                                    "dataset folder (omniglot: omit for the embedded copy)", show_default=False,
+                                    **_DATA)
+    max_classes: int | None = setting(None, _MAYBE_COUNT, "--max-classes",
+                                      "keep only the first N classes of each split (quick runs)",
+                                      show_default=False, **_DATA)
+    image_size: int | None = setting(None, _MAYBE_COUNT, "--image-size", "crop size (default: the backbone's)",
+                                     show_default=False, **_DATA)  # None: the backbone's / dataset's default
+    batch_size: int = setting(75, _COUNT, "--batch-size", **_TRAINING)
+    samples_per_class: int = setting(25, _COUNT, "--samples-per-class", tuned=True, **_TRAINING)
+    sampler: str | None = setting(None, _MAYBE_TEXT, "--sampler",  # None: the sampler the loss's spec names
+                                  "batch sampler for every loss (default: each loss's own)", show_default=False,
+                                  **_TRAINING)
+    epochs: int = setting(30, _COUNT, "--epochs", "epochs after the warm-up", **_TRAINING)
+    warmup_epochs: int = setting(1, _INDEX, "--warmup-epochs", **_TRAINING)
+    lr: float = setting(0.01, _RATE, "--lr", "base learning rate", tuned=True, **_TRAINING)
+    momentum: float = setting(0.9, _NONNEGATIVE, "--momentum", **_TRAINING)
+    weight_decay: float = setting(1e-4, _NONNEGATIVE, "--weight-decay", **_TRAINING)
+    lr_milestones: tuple[int, ...] = setting((15,), _INDEX, "--lr-milestones", "epochs after the warm-up",
+                                             items=True, **_TRAINING)
+    lr_gamma: float = setting(0.1, _RATE, "--lr-gamma", "step-decay factor", **_TRAINING)
+    # Sparse class weights: momentum on sampled rows only (optim.py).
+    lazy_momentum: bool = setting(False, _SWITCH, "--lazy-momentum", const=True, show_default=False, trains=True,
+                                  help="subsampled class weights: momentum on the sampled rows only (fast at 1M classes)")
+    # Class weights split across ranks (distributed/sharded.py).
+    shard_class_weights: bool = setting(False, _SWITCH, "--shard-class-weights", const=True, show_default=False,
+                                        trains=True, help="under torchrun, split the class weights of NormSoftmax, "
+                                        "CosFace, ArcFace, Proxy-NCA and Proxy-Anchor across ranks (model-parallel "
+                                        "softmax); compare shards only those losses")
+    # Cross-batch memory of this many embeddings (losses/xbm.py); 0: none.
+    xbm: int = setting(0, _INDEX, "--xbm", metavar="SIZE", **_TRAINING,
+                       help="cross-batch memory of SIZE embeddings (Wang et al. 2020), for the pair losses that "
+                       "have a memory form (others are refused, naming those); 0: none")
+    xbm_start: int = setting(0, _INDEX, "--xbm-start", metavar="STEP", **_TRAINING,
+                             help="the first training step (warm-up included) that uses the cross-batch memory")
+    batches_per_epoch: int | None = setting(None, _MAYBE_COUNT, "--batches-per-epoch", show_default=False,
+                                            help="(default: about the training set size / batch size; 100 on "
+                                            "the embedded omniglot)", **_TRAINING)
+    protocol: str = setting("final", Hyper(kind=str, choices=PROTOCOLS), "--protocol",
+                            choices=("final", "holdout"),  # tuning trials run through losszoo tune only
+                            help="final: train on every training class; holdout: hold out validation classes "
+                            "(scored every --eval-every epochs); the test classes are evaluated once, at the end")
+    val_fraction: float = setting(0.2, Hyper(kind=float, gt=0, lt=1), "--val-fraction", schedule=True,
+                                  help="share of the training classes held out for validation (holdout, tune)")
+    # > 1: K-fold class-disjoint cross-validation, fold `val_fold`.
+    val_folds: int = setting(1, _COUNT, "--val-folds", "K > 1: K-fold class-disjoint cross-validation",
+                             schedule=True)
+    val_fold: int = setting(0, _INDEX, "--val-fold", "which of the --val-folds folds validates", schedule=True)
+    # The validation classes do not change with the training seed.
+    val_seed: int = setting(0, _INDEX, "--val-seed", "seed of the validation class draw", schedule=True)
+    # Evaluate the validation classes every N epochs (holdout, tune).
+    eval_every: int = setting(0, _INDEX, "--eval-every", "evaluate validation classes every N epochs", trains=True)
+    ks: tuple[int, ...] = setting((1, 2, 4, 8), _COUNT, "--ks", "Recall@K values", items=True,
+                                  evaluation_only=True, eval_command=True)
+    # Also report binarized (sign) embeddings, Sec. 4.3.
+    binary: bool = setting(True, _SWITCH, "--no-binary", "skip the binarized-embedding metrics", const=False,
+                           show_default=False, evaluation_only=True, eval_command=True)
+    seed: int = setting(0, _INDEX, "--seed", eval_command=True)
+    workers: int = setting(0, _INDEX, "--workers", "data-loading processes", evaluation_only=True,
+                           eval_command=True)
+    device: str | None = setting(None, _MAYBE_TEXT, "--device", "cpu, cuda, cuda:1 (default: CUDA when available)",
+                                 show_default=False, evaluation_only=True, eval_command=True)
+    amp: bool = setting(True, _SWITCH, "--no-amp", "no mixed precision on CUDA", const=False,  # CUDA only
+                        show_default=False, eval_command=True, **_TRAINING)
 
     def __post_init__(self) -> None:
         for name in (*SETTINGS, *_TUPLES):
@@ -147,29 +240,25 @@ class TrainConfig:
         return cls(**values)
 
 
+def declarations() -> dict[str, Setting]:
+    """Every TrainConfig field's declaration, in field order."""
+    return {f.name: f.metadata["setting"] for f in fields(TrainConfig)}
+
+
+def _having(role: str) -> tuple[str, ...]:
+    return tuple(name for name, declared in declarations().items() if getattr(declared, role))
+
+
+# Derived from the declarations (see Setting), never written by hand.
+EVALUATION_ONLY = _having("evaluation_only")
+TRAINING_ONLY = _having("trains")
+SCHEDULE = _having("schedule")
+TUNED_SHARED = _having("tuned")
+EVAL_COMMAND = _having("eval_command")
 # Every setting's type and range, checked the same way as a loss's hyperparameters.
-_COUNT, _INDEX = Hyper(kind=int, ge=1), Hyper(kind=int, ge=0)
-SETTINGS: dict[str, Hyper] = {
-    "loss": Hyper(kind=str), "backbone": Hyper(kind=str), "dataset": Hyper(kind=str),
-    "data_root": Hyper(kind=str, optional=True), "sampler": Hyper(kind=str, optional=True),
-    "miner": Hyper(kind=str, optional=True),
-    "device": Hyper(kind=str, optional=True),
-    "dim": _COUNT, "batch_size": _COUNT, "samples_per_class": _COUNT, "epochs": _COUNT,
-    "max_classes": Hyper(kind=int, ge=1, optional=True),
-    "image_size": Hyper(kind=int, ge=1, optional=True),
-    "batches_per_epoch": Hyper(kind=int, ge=1, optional=True),
-    "warmup_epochs": _INDEX, "eval_every": _INDEX, "workers": _INDEX, "seed": _INDEX,
-    "val_folds": _COUNT, "val_fold": _INDEX, "val_seed": _INDEX,
-    "val_fraction": Hyper(kind=float, gt=0, lt=1),
-    "lr": Hyper(kind=float, gt=0), "momentum": Hyper(kind=float, ge=0),
-    "weight_decay": Hyper(kind=float, ge=0), "lr_gamma": Hyper(kind=float, gt=0),
-    "pretrained": Hyper(kind=bool), "lazy_momentum": Hyper(kind=bool),
-    "shard_class_weights": Hyper(kind=bool),
-    "xbm": _INDEX, "xbm_start": _INDEX,
-    "binary": Hyper(kind=bool), "amp": Hyper(kind=bool),
-    "protocol": Hyper(kind=str, choices=PROTOCOLS),
-}
-_TUPLES = {"ks": _COUNT, "lr_milestones": _INDEX}  # tuples of integers
+SETTINGS: dict[str, Hyper] = {name: d.check for name, d in declarations().items()
+                              if d.check is not None and not d.items}
+_TUPLES = {name: d.check for name, d in declarations().items() if d.items}  # tuples of integers
 
 
 def _coerce_setting(name: str, value: Any) -> Any:

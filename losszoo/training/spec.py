@@ -167,7 +167,7 @@ def _merge(low: dict[str, tuple[dict, dict]], high: dict[str, tuple[dict, dict]]
 def _tuning(source: Mapping[str, Any], base: TrainConfig) -> dict[str, Any]:
     """The source's [tuning] table, and the schedule settings the comparison runs with other
     values than tuned for (``changed``: the caption says so)."""
-    from losszoo.tuning.study import SCHEDULE
+    from losszoo.training.config import SCHEDULE
 
     tuning = dict(source["tuning"])
     changed = [key for key in SCHEDULE if key in source and _differs(source[key], getattr(base, key))]

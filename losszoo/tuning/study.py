@@ -28,7 +28,7 @@ from losszoo.errors import ConfigError
 from losszoo.hyperparams import Choice, LogUniform, SearchRange
 from losszoo.losses import get_loss_spec
 from losszoo.training.checkpoint import atomic_write, folder_name, write_json, write_text
-from losszoo.training.config import TrainConfig
+from losszoo.training.config import SCHEDULE, TUNED_SHARED, TrainConfig
 from losszoo.training.plan import loss_name, plan_run
 from losszoo.training.trainer import train
 
@@ -39,7 +39,7 @@ from losszoo.training.trainer import train
 LR_RANGE = LogUniform(1e-4, 1e-1)
 SAMPLES_PER_CLASS = (2, 4, 5, 8, 10, 16, 20, 25)
 COMMON_PREFIX = "common."
-COMMON_SHARED = ("lr", "samples_per_class")  # the shared settings a trial may change
+COMMON_SHARED = TUNED_SHARED  # the shared settings a trial may change (declared in config.py)
 DEFAULT_METRIC = "map_at_r"
 
 
@@ -337,19 +337,13 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value))
 
 
-# The settings a tune ran under that compare must share for the tuned values to hold.
-SCHEDULE = ("dataset", "data_root", "max_classes", "image_size", "backbone", "dim", "pretrained",
-            "batch_size", "samples_per_class", "epochs", "warmup_epochs", "lr", "momentum",
-            "weight_decay", "lr_milestones", "lr_gamma", "batches_per_epoch", "val_fraction",
-            "val_folds", "val_fold", "val_seed", "sampler", "miner", "amp")
 SCHEDULE_ATTR = "losszoo_schedule"  # a study's user attribute: the schedule its trials ran under
 
 
 def schedule_of(base: TrainConfig) -> dict[str, Any]:
-    """The schedule settings of ``base`` (and the miner's arguments), as plain values."""
-    values = {key: getattr(base, key) for key in SCHEDULE}
-    values["miner_options"] = dict(base.miner_options)
-    return json.loads(json.dumps(values, default=list))
+    """The schedule settings of ``base`` (``SCHEDULE``: the settings a tune ran under that
+    compare must share for the tuned values to hold), as plain values."""
+    return json.loads(json.dumps({key: getattr(base, key) for key in SCHEDULE}, default=list))
 
 
 def check_study_schedule(study: Any, base: TrainConfig, where: str) -> None:
@@ -376,7 +370,7 @@ def write_best_toml(path: Path, results: Sequence[TuneResult], *, command: str |
     if base is not None:  # the study schedule: compare says when it runs another
         for key in SCHEDULE:
             value = getattr(base, key)
-            if value is not None:
+            if value is not None and not isinstance(value, dict):  # tables follow
                 lines.append(f"{key} = {_toml_value(value)}")
     lines.append("")
     if base is not None and base.miner_options:
