@@ -362,3 +362,51 @@ def test_each_flag_sets_its_own_field():
         assert {k: v for k, v in given.items() if v is not None} == {name: expected}, name
     config, _ = config_from_args(build_parser().parse_args(["train", "--lr", "0.5", "--no-amp"]))
     assert (config.lr, config.amp, config.dim) == (0.5, False, 64)  # dim: the omniglot preset
+
+
+# -- the comparison spec ---------------------------------------------------------------------------
+def test_the_comparison_spec_round_trips_through_toml(tmp_path, mycosine):
+    """Tuned rows, a row set by hand over its tuned values, an allowed untuned row and a schedule
+    other than tuned for: written, read back, equal; and an untuned spec stays untuned (the
+    shipped preset is not layered under it when read back)."""
+    from losszoo.training.spec import BY_HAND, TUNED, UNTUNED, ComparisonSpec, load_comparison
+
+    best = tmp_path / "best.toml"
+    best.write_text(BEST_TOML.replace('losses = ["normsoftmax", "triplet"]',
+                                      'losses = ["normsoftmax", "triplet", "mycosine"]'))
+    spec = load_comparison(command_line={"lr": 0.05, "epochs": 2}, config_file=best, allow_untuned=["mycosine"],
+                           loss_options={"triplet": {"margin": 0.4}})
+    assert [(e.name, e.provenance, e.by_hand) for e in spec.losses] == [
+        ("normsoftmax", TUNED, ("lr",)), ("triplet", TUNED, ("lr", "margin")), ("mycosine", UNTUNED, ())]
+    assert spec.tuning["changed"] == ["epochs", "lr"] and spec.base.lr == 0.05
+    written = tmp_path / "spec.toml"
+    written.write_text(spec.to_toml())
+    assert ComparisonSpec.from_toml(written) == spec
+
+    untuned = load_comparison(command_line={"max_classes": 10}, untuned=True, losses=["triplet", "mycosine"],
+                              loss_options={"triplet": {"margin": 0.3}})
+    assert [e.provenance for e in untuned.losses] == [BY_HAND, UNTUNED] and untuned.tuning is None
+    written.write_text(untuned.to_toml())
+    assert ComparisonSpec.from_toml(written) == untuned
+
+
+def test_run_comparison_does_what_the_command_does(tmp_path, capture):
+    """``losszoo compare ARGS`` and ``run_comparison(load_comparison(...))`` from the Python API
+    plan the same runs and caption."""
+    from losszoo.training.spec import ComparisonSpec, load_comparison, run_comparison
+
+    best = tmp_path / "best.toml"
+    best.write_text(BEST_TOML)
+    assert main(["compare", "--config", str(best), "--lr", "0.05", "-o", str(tmp_path / "cli"),
+                 "--no-progress"]) == 0
+    from_cli = (list(capture["runs"]), list(capture["untrained"]), capture["tuning"])
+    capture["runs"].clear(), capture["untrained"].clear()
+    spec = load_comparison(command_line={"lr": 0.05}, config_file=best)
+    run_comparison(spec, tmp_path / "api", progress=False)
+    assert (capture["runs"], capture["untrained"], capture["tuning"]) == from_cli
+    capture["runs"].clear(), capture["untrained"].clear()
+    (tmp_path / "spec.toml").write_text(spec.to_toml())  # the spec as a file, run by the command
+    assert main(["compare", "--config", str(tmp_path / "spec.toml"), "-o", str(tmp_path / "file"),
+                 "--no-progress"]) == 0
+    assert (capture["runs"], capture["untrained"], capture["tuning"]) == from_cli
+    assert ComparisonSpec.from_toml(tmp_path / "spec.toml") == spec

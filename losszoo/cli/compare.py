@@ -48,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from losszoo.distributed import init_distributed
-    from losszoo.training.compare import compare
-    from losszoo.training.spec import load_comparison
+    from losszoo.training.spec import load_comparison, run_comparison
 
     if args.warm_start and not args.tune:
         raise ConfigError("--warm-start needs --tune N (it seeds the tuning studies)")
@@ -58,22 +57,11 @@ def run(args: argparse.Namespace) -> int:
                            loss_options=loss_options(args), allow_untuned=args.allow_untuned or ())
     config = spec.base
     output = Path(args.output or f"runs/compare-{config.dataset}-{config.backbone}-{config.dim}")
-    if spec.tuning and spec.tuning.get("changed"):  # tuned values hold for the schedule they were tuned under
-        Console(stderr=True).print(f"warning: {spec.source} was tuned for other "
-                                   f"{', '.join(spec.tuning['changed'])}; the table says so")
-    if args.tune:
-        from losszoo.tuning import tune
-
-        warm_start = warm_start_tables(args.warm_start, spec.names) if args.warm_start else None
-        results = tune(config.replace(protocol="tune", eval_every=0), output / "tune", losses=spec.names,
-                       trials=args.tune, metric=args.metric, storage=args.storage,
-                       command=command_line(args), console=Console(stderr=True), warm_start=warm_start)
-        spec = spec.tuned_by(results, {"trials": args.tune, "metric": args.metric,
-                                       "curves": {result.loss: result.curve for result in results}})
-        config = config.replace(protocol="final", eval_every=0)
-    compare(config, output, losses=spec.names, seeds=spec.seeds, loss_options=spec.loss_options(),
-            loss_settings=spec.loss_settings(), progress=args.progress, console=Console(stderr=True),
-            tuning=spec.caption_tuning(), tensorboard=args.tensorboard, save_embeddings=args.save_embeddings)
+    warm_start = warm_start_tables(args.warm_start, spec.names) if args.warm_start else None
+    run_comparison(spec, output, tune=args.tune or 0, metric=args.metric, storage=args.storage,
+                   warm_start=warm_start, command=command_line(args), progress=args.progress,
+                   console=Console(stderr=True), tensorboard=args.tensorboard,
+                   save_embeddings=args.save_embeddings)
     Console(quiet=not init_distributed().is_main).print(
         f"results: {output}/results.json, results.csv, results.md, *.png")
     return 0

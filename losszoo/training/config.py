@@ -132,7 +132,8 @@ class TrainConfig:
     lr_gamma: float = setting(0.1, _RATE, "--lr-gamma", "step-decay factor", **_TRAINING)
     # Sparse class weights: momentum on sampled rows only (optim.py).
     lazy_momentum: bool = setting(False, _SWITCH, "--lazy-momentum", const=True, show_default=False, trains=True,
-                                  help="subsampled class weights: momentum on the sampled rows only (fast at 1M classes)")
+                                  help="subsampled class weights: momentum on the sampled rows only "
+                                  "(fast at 1M classes)")
     # Class weights split across ranks (distributed/sharded.py).
     shard_class_weights: bool = setting(False, _SWITCH, "--shard-class-weights", const=True, show_default=False,
                                         trains=True, help="under torchrun, split the class weights of NormSoftmax, "
@@ -333,11 +334,24 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     return table
 
 
+def toml_value(value: Any) -> str:
+    """``value`` (a number, boolean, string or list of them) as TOML."""
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))
+
+
 # A config file's top level: TrainConfig fields, plus what a comparison reads (the losses compared,
-# seeds per loss); its tables: per-loss options and settings, miner arguments, and how a best.toml
-# was tuned. Anything else (a misspelt key, a nested [training] table) would be silently ignored.
-FILE_KEYS = ("losses", "seeds")
-TUNING_KEYS = ("trials", "metric", "split", "curves")
+# seeds per loss, untuned: no tuned preset); its tables: per-loss options and settings, miner
+# arguments, and how a best.toml was tuned (with, for a written comparison spec, the rows not
+# tuned and the values set by hand). Anything else (a misspelt key, a nested [training] table)
+# would be silently ignored.
+FILE_KEYS = ("losses", "seeds", "untuned")
+TUNING_KEYS = ("trials", "metric", "split", "curves", "changed", "untuned", "by_hand")
 
 
 def check_config_table(table: dict[str, Any], path: str | Path) -> None:

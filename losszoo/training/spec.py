@@ -15,13 +15,14 @@ did not tune is refused unless named in ``allow_untuned``, and then its row is m
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from losszoo.errors import ConfigError
-from losszoo.training.config import TrainConfig, build_config, read_toml, tuned_preset
+from losszoo.training.config import TrainConfig, build_config, read_toml, toml_value, tuned_preset
 
 TUNED, UNTUNED, BY_HAND = "tuned", "untuned", "by hand"
 
@@ -47,7 +48,7 @@ class ComparisonSpec:
     losses: tuple[LossEntry, ...]
     seeds: int = 1
     tuning: dict[str, Any] | None = None
-    source: str | None = None  # the tuned source's path, for messages
+    source: str | None = field(default=None, compare=False)  # the tuned source's path, for messages
 
     def tuned_by(self, results: Sequence[Any], tuning: dict[str, Any]) -> ComparisonSpec:
         """This comparison with every loss's settings from ``results`` (``TuneResult``s of
@@ -60,6 +61,34 @@ class ComparisonSpec:
                                      {**result.loss_settings, **entry.settings}, TUNED,
                                      tuple(sorted({*entry.options, *entry.settings}))))
         return replace(self, losses=tuple(entries), tuning=tuning)
+
+    def to_toml(self) -> str:
+        """This spec as a config file that :func:`load_comparison` reads back into it (``losszoo
+        compare --config`` runs it): every shared setting, the losses and seeds, each loss's
+        tables, and under ``[tuning]`` how the values were obtained."""
+        lines = ["# A losszoo comparison spec (losszoo.training.spec): losszoo compare --config FILE", "",
+                 f"losses = {toml_value(self.names)}", f"seeds = {self.seeds}"]
+        if self.tuning is None:
+            lines.append("untuned = true")
+        lines += [f"{key} = {toml_value(value)}" for key, value in self.base.to_dict().items()
+                  if key not in ("loss", "loss_options") and value is not None and not isinstance(value, dict)]
+        lines += _table("miner_options", self.base.miner_options)
+        tuning = self.caption_tuning()
+        if tuning is not None:
+            scalars = {k: v for k, v in tuning.items() if not isinstance(v, dict)}
+            lines += _table("tuning", scalars)
+            for key in ("curves", "by_hand"):
+                if tuning.get(key):
+                    lines += _table(f"tuning.{key}", tuning[key])
+        for entry in self.losses:
+            lines += _table(f"loss_options.{json.dumps(entry.name)}", entry.options, keep_empty=False)
+            lines += _table(f"loss_settings.{json.dumps(entry.name)}", entry.settings, keep_empty=False)
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> ComparisonSpec:
+        """The spec a file written by :meth:`to_toml` (or any config file) describes."""
+        return load_comparison(command_line={}, config_file=path)
 
     @property
     def names(self) -> list[str]:
@@ -97,6 +126,7 @@ def load_comparison(
 
     given = {key: value for key, value in command_line.items() if value is not None}
     file_table = read_toml(config_file) if config_file else {}
+    untuned = untuned or bool(file_table.get("untuned"))
     source_path: Path | str | None = None
     if "tuning" in file_table:
         source, plain, source_path = file_table, {}, config_file
@@ -130,9 +160,20 @@ def load_comparison(
         entries.append(LossEntry(name, options, settings, provenance,
                                  tuple(by_hand) if provenance == TUNED else ()))
     tuning = _tuning(source, base) if "tuning" in source else None
+    if tuning is not None:  # a written spec says which of its rows were allowed untuned or set by hand
+        allow_untuned = [*allow_untuned, *tuning.pop("untuned", ())]
+        recorded = {loss_name(k): tuple(v) for k, v in tuning.pop("by_hand", {}).items()}
+        entries = [replace(e, by_hand=tuple(sorted({*e.by_hand, *recorded.get(e.name, ())})))
+                   if e.provenance == TUNED else e for e in entries]
     _check_untuned(entries, tuning is not None, [loss_name(n) for n in allow_untuned], source_path)
     seeds = seeds if seeds is not None else plain.get("seeds", source.get("seeds", 1))
     return ComparisonSpec(base, tuple(entries), seeds, tuning, None if source_path is None else str(source_path))
+
+
+def _table(name: str, values: Mapping[str, Any], *, keep_empty: bool = False) -> list[str]:
+    if not values and not keep_empty:
+        return []
+    return ["", f"[{name}]", *(f"{json.dumps(key)} = {toml_value(value)}" for key, value in values.items())]
 
 
 def _top_level(table: Mapping[str, Any]) -> dict[str, Any]:
@@ -170,7 +211,9 @@ def _tuning(source: Mapping[str, Any], base: TrainConfig) -> dict[str, Any]:
     from losszoo.training.config import SCHEDULE
 
     tuning = dict(source["tuning"])
-    changed = [key for key in SCHEDULE if key in source and _differs(source[key], getattr(base, key))]
+    changed = [key for key in SCHEDULE if key in tuning.get("changed", ())
+               or (key in source and _differs(source[key], getattr(base, key)))]
+    tuning.pop("changed", None)
     return {**tuning, "changed": changed} if changed else tuning
 
 
@@ -193,3 +236,36 @@ def _check_untuned(entries: Sequence[LossEntry], tuned: bool, allowed: Sequence[
             f"{listed}: not tuned in {source}, while the other losses are: a table mixing tuned and "
             f"untuned losses is unfair; tune them (losszoo tune --losses {listed}), or pass "
             f"--allow-untuned {listed} (their rows are marked), or --untuned for every loss")
+
+
+def run_comparison(
+    spec: ComparisonSpec, output_dir: str | Path, *, tune: int = 0, metric: str = "map_at_r",
+    storage: str | None = None, warm_start: dict[str, tuple[dict[str, Any], dict[str, Any]]] | None = None,
+    command: str | None = None, progress: bool = True, console: Any = None, tensorboard: bool = False,
+    save_embeddings: bool = False,
+) -> list[dict[str, Any]]:
+    """What ``losszoo compare`` does: with ``tune`` N, first tune N trials per loss on
+    validation classes (``<output_dir>/tune``, :func:`losszoo.tuning.tune`; ``warm_start``,
+    ``storage``, ``metric`` as there), then compare every loss of ``spec`` over its seeds under
+    protocol final (:func:`losszoo.training.compare.compare`). Returns the run records."""
+    from rich.console import Console
+
+    from losszoo.training.compare import compare
+
+    output_dir = Path(output_dir)
+    console = console or Console(stderr=True)
+    if spec.tuning and spec.tuning.get("changed"):  # tuned values hold for the schedule they were tuned under
+        console.print(f"warning: {spec.source} was tuned for other {', '.join(spec.tuning['changed'])}; "
+                      "the table says so")
+    if tune:
+        from losszoo.tuning import tune as tune_losses
+
+        results = tune_losses(spec.base.replace(protocol="tune", eval_every=0), output_dir / "tune",
+                              losses=spec.names, trials=tune, metric=metric, storage=storage, command=command,
+                              console=console, warm_start=warm_start)
+        spec = replace(spec.tuned_by(results, {"trials": tune, "metric": metric,
+                                               "curves": {result.loss: result.curve for result in results}}),
+                       base=spec.base.replace(protocol="final", eval_every=0))
+    return compare(spec.base, output_dir, losses=spec.names, seeds=spec.seeds, loss_options=spec.loss_options(),
+                   loss_settings=spec.loss_settings(), progress=progress, console=console,
+                   tuning=spec.caption_tuning(), tensorboard=tensorboard, save_embeddings=save_embeddings)

@@ -28,7 +28,7 @@ from losszoo.errors import ConfigError
 from losszoo.hyperparams import Choice, LogUniform, SearchRange
 from losszoo.losses import get_loss_spec
 from losszoo.training.checkpoint import atomic_write, folder_name, write_json, write_text
-from losszoo.training.config import SCHEDULE, TUNED_SHARED, TrainConfig
+from losszoo.training.config import SCHEDULE, TUNED_SHARED, TrainConfig, toml_value
 from losszoo.training.plan import loss_name, plan_run
 from losszoo.training.trainer import train
 
@@ -327,16 +327,6 @@ def _check_existing_studies(output_dir: Path, storage: str | None, names: Sequen
             check_study_schedule(study, base, str(output_dir))
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, (tuple, list)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return json.dumps(str(value))
-
-
 SCHEDULE_ATTR = "losszoo_schedule"  # a study's user attribute: the schedule its trials ran under
 
 
@@ -366,22 +356,22 @@ def write_best_toml(path: Path, results: Sequence[TuneResult], *, command: str |
     validation curve under ``[tuning.curves]``."""
     lines = ["# Best hyperparameters per loss, tuned on validation classes by losszoo tune.",
              f"# command: {command or '(Python API)'}", ""]
-    lines.append(f"losses = {_toml_value([result.loss for result in results])}")
+    lines.append(f"losses = {toml_value([result.loss for result in results])}")
     if base is not None:  # the study schedule: compare says when it runs another
         for key in SCHEDULE:
             value = getattr(base, key)
             if value is not None and not isinstance(value, dict):  # tables follow
-                lines.append(f"{key} = {_toml_value(value)}")
+                lines.append(f"{key} = {toml_value(value)}")
     lines.append("")
     if base is not None and base.miner_options:
-        lines += ["[miner_options]", *(f"{key} = {_toml_value(v)}" for key, v in base.miner_options.items()), ""]
-    lines += ["[tuning]", f"trials = {tuning['trials']}", f"metric = {_toml_value(tuning['metric'])}", ""]
+        lines += ["[miner_options]", *(f"{key} = {toml_value(v)}" for key, v in base.miner_options.items()), ""]
+    lines += ["[tuning]", f"trials = {tuning['trials']}", f"metric = {toml_value(tuning['metric'])}", ""]
     lines.append("[tuning.curves]  # best trial's validation metric per epoch")
     lines += [f"{json.dumps(r.loss)} = [{', '.join(f'{v:.4f}' for v in r.curve)}]" for r in results]
     lines.append("")
     for result in results:
         for table, values in (("loss_options", result.loss_options), ("loss_settings", result.loss_settings)):
             lines.append(f"[{table}.{json.dumps(result.loss)}]")
-            lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+            lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
             lines.append("")
     return write_text(path, "\n".join(lines))
