@@ -12,9 +12,10 @@ from typing import Any
 _WHERE = {
     "TrainConfig": "config", "build_config": "config", "compare": "compare",
     "evaluate_model": "inference", "extract_embeddings": "inference", "train": "trainer",
+    "ComparisonSpec": "spec", "load_comparison": "spec", "run_comparison": "spec",
 }
 
-__all__ = ["TrainConfig", "build_config", "compare", "evaluate_model", "extract_embeddings", "train"]
+__all__ = sorted(_WHERE)
 
 
 def __getattr__(name: str) -> Any:
