@@ -99,6 +99,7 @@ class Run:
     context: DistContext = field(default_factory=DistContext)
     step_loss: nn.Module | None = None  # the loss as a step calls it (on the global batch)
     forward_model: nn.Module | None = None  # the model as a step calls it (DDP under torchrun)
+    ddp_phase: bool | None = None  # the phase (warm-up or not) forward_model's DDP was built for
 
     @property
     def config(self) -> TrainConfig:
@@ -179,10 +180,11 @@ def _set_warmup(run: Run, warm: bool) -> None:
     run.loss.train()
     if warm:
         run.model.backbone.eval()
-    if run.context.distributed:  # DDP fixes its parameter set when built: rebuild per phase
+    if run.context.distributed and run.ddp_phase != warm:  # DDP fixes its parameter set when built
         run.forward_model = None
         run.forward_model = nn.parallel.DistributedDataParallel(
             run.model, device_ids=[torch.cuda.current_device()] if run.device.type == "cuda" else None)
+        run.ddp_phase = warm  # rebuilt when the phase (warm-up, main) changes, not every epoch
 
 
 def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
@@ -254,6 +256,26 @@ ValidationCallback = Callable[[int, dict[str, Any]], None]
 TestCallback = Callable[[EvalArrays, EvalData], None]
 
 
+@dataclass
+class Session:
+    """How one call of :func:`train` reports and writes (what a run builds is :class:`Run`):
+    its output folder, console and progress bars, the caller's callbacks, and the logs (rank 0).
+    A new hook of a training session (e.g. a callback) belongs here."""
+
+    output_dir: Path
+    console: Console
+    progress: bool = True
+    on_validation: ValidationCallback | None = None
+    on_test: TestCallback | None = None
+    tensorboard: bool = False
+    log: RunLog | None = None
+    started: str = ""
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.output_dir / CHECKPOINT
+
+
 def train(
     config: TrainConfig | RunPlan, output_dir: str | Path, *, resume: bool = False,
     progress: bool = True, console: Console | None = None,
@@ -272,27 +294,21 @@ def train(
     receives the test embeddings and neighbours (e.g. to save them, see ``compare``).
     """
     plan = config if isinstance(config, RunPlan) else plan_run(config)
-    config = plan.config
-    output_dir = Path(output_dir)
     context = init_distributed()  # torchrun's rank and world size; else one process
-    console = console or Console(stderr=True)
+    session = Session(Path(output_dir), console or Console(stderr=True), progress, on_validation, on_test,
+                      tensorboard)
     if not context.is_main:  # only rank 0 prints and writes
-        console, progress = Console(quiet=True), False
-    state = check_output(plan, output_dir, resume=resume)
+        session.console, session.progress = Console(quiet=True), False
+    state = check_output(plan, session.output_dir, resume=resume)
     for note in plan.notes:
-        console.log(f"note: {note}")
-    with output_lock(output_dir) if context.is_main else contextlib.nullcontext():
-        return _train(plan, output_dir, state, progress, console, on_validation, context, tensorboard,
-                      on_test)
+        session.console.log(f"note: {note}")
+    with output_lock(session.output_dir) if context.is_main else contextlib.nullcontext():
+        session.started = utc_now()
+        return _train(build_run(plan, context), session, state)
 
 
-def _train(plan: RunPlan, output_dir: Path, state: dict[str, Any] | None, progress: bool,
-           console: Console, on_validation: ValidationCallback | None,
-           context: DistContext, tensorboard: bool = False,
-           on_test: TestCallback | None = None) -> dict[str, Any]:
-    config = plan.config
-    started = utc_now()
-    run = build_run(plan, context)
+def _train(run: Run, session: Session, state: dict[str, Any] | None) -> dict[str, Any]:
+    plan, config, context, console = run.plan, run.config, run.context, session.console
     if getattr(run.loss, "sparse_gradients", False) and not config.lazy_momentum \
             and getattr(run.loss, "num_classes", 0) >= LAZY_MOMENTUM_HINT_CLASSES:
         console.log(f"hint: with {run.loss.num_classes:,} subsampled classes, exact momentum SGD "
@@ -303,35 +319,30 @@ def _train(plan: RunPlan, output_dir: Path, state: dict[str, Any] | None, progre
         console.log(f"note: {plan.dataset.name} images have {channels[0]} channel(s) and "
                     f"{config.backbone} takes {channels[1]}: they are converted "
                     f"({'to grey' if channels[1] == 1 else 'grey to 3 equal channels'})")
-    checkpoint = output_dir / CHECKPOINT
     if state is not None:
-        _restore(run, state, checkpoint)
-        console.log(f"resuming {config.loss} from epoch {run.next_epoch} ({checkpoint})")
-    log = None
+        _restore(run, state, session.checkpoint)
+        console.log(f"resuming {config.loss} from epoch {run.next_epoch} ({session.checkpoint})")
     if context.is_main:  # rows beyond the checkpoint (an interrupted epoch) are dropped
-        log = RunLog(output_dir, [g.get("name", str(i)) for i, g in enumerate(run.optimizer.param_groups)],
-                     epochs_done=run.next_epoch, tensorboard=tensorboard)
-        log.history(run.history)
+        session.log = RunLog(session.output_dir,
+                             [g.get("name", str(i)) for i, g in enumerate(run.optimizer.param_groups)],
+                             epochs_done=run.next_epoch, tensorboard=session.tensorboard)
+        session.log.history(run.history)
     try:
-        return _train_loop(run, plan, output_dir, progress, console, on_validation, context, log,
-                           started, on_test)
+        return _train_loop(run, session)
     finally:
-        if log is not None:
-            log.close()
+        if session.log is not None:
+            session.log.close()
 
 
-def _train_loop(run: Run, plan: RunPlan, output_dir: Path, progress: bool, console: Console,
-                on_validation: ValidationCallback | None, context: DistContext,
-                log: RunLog | None, started: str, on_test: TestCallback | None) -> dict[str, Any]:
-    config = plan.config
-    checkpoint = output_dir / CHECKPOINT
+def _train_loop(run: Run, session: Session) -> dict[str, Any]:
+    plan, config, context, console, log = run.plan, run.config, run.context, session.console, session.log
 
     columns = (
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.0f} img/s"),
         TimeElapsedColumn(), TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, disable=not progress, transient=True) as bar:
+    with Progress(*columns, console=console, disable=not session.progress, transient=True) as bar:
         epochs_task = bar.add_task(f"{config.loss} epochs", total=config.total_epochs,
                                    completed=run.next_epoch, loss=float("nan"), rate=0.0)
         while run.next_epoch < config.total_epochs:
@@ -342,27 +353,27 @@ def _train_loop(run: Run, plan: RunPlan, output_dir: Path, progress: bool, conso
             main_epochs_done = run.next_epoch - config.warmup_epochs
             if run.validation is not None and config.eval_every and main_epochs_done > 0 \
                     and main_epochs_done % config.eval_every == 0 and run.next_epoch < config.total_epochs:
-                record["validation"] = _validate(run, console, on_validation, log)
+                record["validation"] = _validate(run, session)
             run.history.append(record)
             state = _state(run)  # a collective when class weights are sharded
             if context.is_main:
-                save_checkpoint(checkpoint, **state)
+                save_checkpoint(session.checkpoint, **state)
                 log.history(run.history)
             bar.update(epochs_task, completed=run.next_epoch, loss=mean_loss)
 
     validation = None
     if run.validation is not None:
-        validation = _validate(run, console, on_validation, log)
+        validation = _validate(run, session)
         if run.history and "validation" not in run.history[-1]:
             run.history[-1]["validation"] = validation
     test = final_test_data(plan, run.model)
     metrics = None
     if test is not None:
-        keep = on_test is not None and context.is_main
+        keep = session.on_test is not None and context.is_main
         metrics = evaluate(plan, run.model, test, keep=keep, console=console)
         if keep:
             metrics, arrays = metrics
-            on_test(arrays, test)
+            session.on_test(arrays, test)
         console.log(_format_eval(f"{config.loss} test", run.next_epoch, metrics, config.ks))
         if log is not None:
             log.evaluation(run.next_epoch, "test", metrics)
@@ -380,11 +391,11 @@ def _train_loop(run: Run, plan: RunPlan, output_dir: Path, progress: bool, conso
         "train_seconds": run.train_seconds,
         "splits": plan.split_sizes(),
         # Not in the fingerprint: the same settings on another machine are the same run.
-        "provenance": provenance(device=run.device, started=started, loss=config.loss,
+        "provenance": provenance(device=run.device, started=session.started, loss=config.loss,
                                  loss_options=config.loss_options),
     }
     if context.is_main:
-        write_json(output_dir / RESULT, result)
+        write_json(session.output_dir / RESULT, result)
     context.barrier()  # no rank starts the next run before rank 0 has written this one
     return result
 
@@ -463,14 +474,13 @@ def _average_local_loss_gradients(run: Run) -> None:
         average_gradients(list(run.loss.parameters()))
 
 
-def _validate(run: Run, console: Console, on_validation: ValidationCallback | None,
-              log: RunLog | None = None) -> dict[str, Any]:
+def _validate(run: Run, session: Session) -> dict[str, Any]:
     metrics = evaluate(run.plan, run.model, run.validation)
-    if log is not None:
-        log.evaluation(run.next_epoch, "validation", metrics)
-    console.log(_format_eval(f"{run.config.loss} validation", run.next_epoch, metrics, run.config.ks))
-    if on_validation is not None:
-        on_validation(run.next_epoch, metrics)
+    if session.log is not None:
+        session.log.evaluation(run.next_epoch, "validation", metrics)
+    session.console.log(_format_eval(f"{run.config.loss} validation", run.next_epoch, metrics, run.config.ks))
+    if session.on_validation is not None:
+        session.on_validation(run.next_epoch, metrics)
     return metrics
 
 
