@@ -410,3 +410,17 @@ def test_run_comparison_does_what_the_command_does(tmp_path, capture):
                  "--no-progress"]) == 0
     assert (capture["runs"], capture["untrained"], capture["tuning"]) == from_cli
     assert ComparisonSpec.from_toml(tmp_path / "spec.toml") == spec
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_metric_names_are_the_metrics_an_evaluation_reports(binary):
+    """One function names the metrics (a tuner's --metric is checked against it): exactly the
+    numbers evaluate_model returns."""
+    from torch.utils.data import TensorDataset
+
+    from losszoo.training.inference import EvalData, evaluate_model, metric_names
+
+    g = torch.Generator().manual_seed(0)
+    data = EvalData(TensorDataset(torch.randn(20, 6, generator=g), torch.arange(20) % 4))
+    metrics = evaluate_model(torch.nn.Linear(6, 4), data, ks=(1, 3), binary=binary)
+    assert metric_names((1, 3), binary=binary) == [k for k, v in metrics.items() if isinstance(v, float)]

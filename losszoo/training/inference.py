@@ -4,7 +4,7 @@ untrained baseline of ``losszoo compare``."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,23 @@ from torch.utils.data import DataLoader, Dataset
 
 from losszoo.distributed import distributed_embeddings
 from losszoo.evaluation import evaluate
-from losszoo.evaluation.evaluate import Neighbors
+from losszoo.evaluation.evaluate import METRIC_NAMES, Neighbors
+
+
+
+# Binary (sign) codes are scored by retrieval only: clustering them (NMI) says little.
+BINARY_METRICS = ("recall", "map_at_r", "r_precision")
+
+
+def metric_names(ks: Sequence[int], *, binary: bool) -> list[str]:
+    """The names of the metrics :func:`evaluate_model` reports for ``ks`` (and ``binary``): the
+    one list a tuner's metric, a log line or a table column is checked against."""
+    def names(kinds: Sequence[str]) -> list[str]:
+        return [name for kind in kinds
+                for name in ([f"recall@{k}" for k in ks] if kind == "recall" else [kind])]
+
+    found = names(METRIC_NAMES)
+    return found + [f"binary/{name}" for name in names(BINARY_METRICS)] if binary else found
 
 
 @dataclass(frozen=True)
@@ -120,7 +136,7 @@ def evaluate_model(
     if binary:
         binary_metrics = evaluate(query, query_labels, gallery_embeddings=gallery,
                                   gallery_labels=gallery_labels, ks=ks, binary=True, seed=seed,
-                                  metrics=("recall", "map_at_r", "r_precision"),
+                                  metrics=BINARY_METRICS,
                                   report=searching("binary neighbour search"))
         metrics.update({f"binary/{k}": v for k, v in binary_metrics.items()})
     if keep:

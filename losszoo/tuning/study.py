@@ -29,6 +29,7 @@ from losszoo.hyperparams import Choice, LogUniform, SearchRange
 from losszoo.losses import get_loss_spec
 from losszoo.training.checkpoint import atomic_write, folder_name, write_json, write_text
 from losszoo.training.config import SCHEDULE, TUNED_SHARED, TrainConfig, toml_value
+from losszoo.training.inference import metric_names
 from losszoo.training.plan import loss_name, plan_run
 from losszoo.training.trainer import train
 
@@ -106,9 +107,7 @@ def _split(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def check_metric(metric: str, base: TrainConfig) -> None:
     """``metric`` is one the validation evaluation of ``base`` reports (ConfigError if not)."""
-    names = ["map_at_r", "r_precision", "nmi", *(f"recall@{k}" for k in base.ks)]
-    if base.binary:
-        names += [f"binary/{name}" for name in names if name != "nmi"]
+    names = metric_names(base.ks, binary=base.binary)
     if metric not in names:
         raise ConfigError(f"cannot tune on metric {metric!r}; the validation evaluation reports "
                           f"{', '.join(names)}")
