@@ -424,3 +424,16 @@ def test_metric_names_are_the_metrics_an_evaluation_reports(binary):
     data = EvalData(TensorDataset(torch.randn(20, 6, generator=g), torch.arange(20) % 4))
     metrics = evaluate_model(torch.nn.Linear(6, 4), data, ks=(1, 3), binary=binary)
     assert metric_names((1, 3), binary=binary) == [k for k, v in metrics.items() if isinstance(v, float)]
+
+
+def test_allow_untuned_takes_a_group(tmp_path, capsys, capture):
+    """The group modern has no tuned Omniglot values: ``--losses all`` is refused beside the
+    tuned paper group, and ``--allow-untuned modern`` marks exactly its losses."""
+    from losszoo.losses import select_losses
+
+    args = ["compare", "--losses", "all", "--seeds", "1", "-o", str(tmp_path), "--max-classes", "40",
+            "--batches-per-epoch", "1", "--epochs", "1", "--no-progress"]
+    assert main(args) == 2
+    assert "--allow-untuned " + ",".join(select_losses(["modern"])) in capsys.readouterr().err
+    assert main([*args, "--allow-untuned", "modern"]) == 0
+    assert capture["tuning"]["untuned"] == select_losses(["modern"])

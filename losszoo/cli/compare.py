@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--untuned", action="store_true",
                         help="the papers' per-loss defaults instead of the dataset's shipped tuned "
                         "preset (losszoo/training/presets/<dataset>.toml)")
-    parser.add_argument("--allow-untuned", dest="allow_untuned", metavar="LOSS[,LOSS]",
+    parser.add_argument("--allow-untuned", dest="allow_untuned", metavar="LOSS[,LOSS]",  # or a group
                         type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
                         help="compare these losses at their defaults beside tuned ones (refused "
                         "otherwise); their rows are marked 'untuned' and the caption says so")

@@ -165,7 +165,8 @@ def load_comparison(
         recorded = {loss_name(k): tuple(v) for k, v in tuning.pop("by_hand", {}).items()}
         entries = [replace(e, by_hand=tuple(sorted({*e.by_hand, *recorded.get(e.name, ())})))
                    if e.provenance == TUNED else e for e in entries]
-    _check_untuned(entries, tuning is not None, [loss_name(n) for n in allow_untuned], source_path)
+    allowed = [loss_name(name) for name in select_losses(list(allow_untuned))] if allow_untuned else []
+    _check_untuned(entries, tuning is not None, allowed, source_path)
     seeds = seeds if seeds is not None else plain.get("seeds", source.get("seeds", 1))
     return ComparisonSpec(base, tuple(entries), seeds, tuning, None if source_path is None else str(source_path))
 
