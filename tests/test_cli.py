@@ -113,7 +113,7 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, one_thread):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (broken / RESULT).exists(), "the run finished before it could be killed"
-    killed_at = torch.load(broken / CHECKPOINT, weights_only=False)["next_epoch"]
+    killed_at = torch.load(broken / CHECKPOINT, weights_only=True)["next_epoch"]
     assert 1 <= killed_at < 3
 
     assert run_cli(*train_args, "--output", str(broken), "--resume") == 0
@@ -122,7 +122,7 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, one_thread):
     a, b = (json.loads((d / RESULT).read_text()) for d in (whole, broken))
     assert a["metrics"] == b["metrics"]
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
-    state_a, state_b = (torch.load(d / CHECKPOINT, weights_only=False)["model"] for d in (whole, broken))
+    state_a, state_b = (torch.load(d / CHECKPOINT, weights_only=True)["model"] for d in (whole, broken))
     for key in state_a:
         assert torch.equal(state_a[key], state_b[key]), key
 

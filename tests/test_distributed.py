@@ -125,7 +125,7 @@ def test_sharded_class_weights_train_as_replicated_ones(tmp_path):
     assert sharded["metrics"] == pytest.approx(replicated["metrics"], abs=1e-3)
     for a, b in zip(sharded["history"], replicated["history"], strict=True):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
-    state_s, state_r = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=False)
+    state_s, state_r = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=True)
                         for d in ("sharded", "replicated"))
     assert state_s["loss"].keys() == state_r["loss"].keys() == {"proxies.weight"}
     assert state_s["loss"]["proxies.weight"].shape == (10, 16)
@@ -170,7 +170,7 @@ def test_kill_9_of_a_rank_then_resume_matches_an_uninterrupted_run(tmp_path, sha
     a, b = (json.loads((d / "result.json").read_text()) for d in (whole, broken))
     assert a["metrics"] == b["metrics"]
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
-    state_a, state_b = (torch.load(d / "checkpoint.pt", weights_only=False) for d in (whole, broken))
+    state_a, state_b = (torch.load(d / "checkpoint.pt", weights_only=True) for d in (whole, broken))
     for part in ("model", "loss"):
         assert all(torch.equal(state_a[part][key], state_b[part][key]) for key in state_a[part]), part
 

@@ -65,7 +65,7 @@ def test_retrieval_figure_grid(run_dir, tmp_path):
     from losszoo.training.config import TrainConfig
     import torch
 
-    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     plan = plan_run(TrainConfig.from_dict(state["config"]))
     model = build_model(plan)
     model.load_state_dict(state["model"])

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import pickle
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -97,7 +98,30 @@ def read_json(path: str | Path) -> Any:
         raise CorruptFileError(f"{path} cannot be read ({exc}); delete it to redo that run") from exc
 
 
+# What a checkpoint may hold: ``torch.load(weights_only=True)`` reads these back without
+# running any code (``Counter`` is MultiStepLR's milestones).
+PLAIN_TYPES = (str, int, float, bool, type(None), torch.Tensor, torch.Size, torch.dtype)
+CONTAINERS = (dict, list, tuple)
+
+
+def check_plain(value: Any, where: str = "state") -> None:
+    """Raise ``TypeError`` naming the first entry of ``value`` that is not a tensor, a plain
+    value or a dict/list/tuple of them (a bug: such a checkpoint could not be read safely)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_plain(key, f"{where} key")
+            check_plain(item, f"{where}[{key!r}]")
+    elif isinstance(value, CONTAINERS):
+        for i, item in enumerate(value):
+            check_plain(item, f"{where}[{i}]")
+    elif not isinstance(value, PLAIN_TYPES):
+        raise TypeError(f"a checkpoint holds only tensors and plain values: {where} is a "
+                        f"{type(value).__module__}.{type(value).__qualname__}")
+
+
 def save_checkpoint(path: str | Path, **state: Any) -> Path:
+    """Write ``state`` (tensors and plain values only, see :func:`check_plain`) atomically."""
+    check_plain(state)
     # Serialised in memory first, so a full disk surfaces as an OSError of the file write (torch's
     # own writer reports it as "enforce fail at inline_container.cc").
     buffer = io.BytesIO()
@@ -106,12 +130,19 @@ def save_checkpoint(path: str | Path, **state: Any) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint this project wrote; ``CorruptFileError`` naming it when it is truncated."""
+    """A checkpoint this project wrote; ``CorruptFileError`` naming it when it is truncated, or
+    when it holds anything but tensors and plain values (``weights_only``: a checkpoint someone
+    sent you cannot run code; one that needs more is refused, not unpickled)."""
     try:
-        # Our own files: they hold numpy RNG state and config dicts, so no weights_only.
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError, ValueError, KeyError, ImportError,
-            pickle.UnpicklingError) as exc:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        raise CorruptFileError(
+            f"{path} holds more than tensors and plain values"
+            f"{f' ({found.group(1)})' if found else ''}: it was not written by this losszoo "
+            "version, or was crafted to run code, so it is not loaded; delete it to start that "
+            "run over") from None
+    except (OSError, RuntimeError, EOFError, ValueError, KeyError, ImportError) as exc:
         raise CorruptFileError(f"{path} is not a readable checkpoint ({exc}); "
                                "delete it to start that run over") from exc
     if not isinstance(state, dict) or "fingerprint" not in state:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from torch.utils.data import Dataset
 
+from losszoo.errors import CorruptFileError
 from losszoo.evaluation.evaluate import Neighbors
 from losszoo.training.checkpoint import atomic_write
 from losszoo.training.inference import EvalArrays, EvalData
@@ -62,14 +64,21 @@ def save_embeddings(folder: str | Path, arrays: EvalArrays, data: EvalData) -> l
 
 
 def load_embeddings(folder: str | Path) -> tuple[EvalArrays, list[dict[str, str]]]:
-    """The arrays and the item rows written by :func:`save_embeddings`."""
+    """The arrays and the item rows written by :func:`save_embeddings`; a file holding pickled
+    objects (which could run code) or missing arrays is refused, naming it."""
     folder = Path(folder)
-    with np.load(folder / EMBEDDINGS) as npz:
-        arrays = EvalArrays(
-            npz["embeddings"], npz["labels"],
-            Neighbors(npz["neighbor_indices"], npz["neighbor_distances"], str(npz["metric"])),
-            npz["gallery_embeddings"] if "gallery_embeddings" in npz else None,
-            npz["gallery_labels"] if "gallery_labels" in npz else None,
-        )
+    path = folder / EMBEDDINGS
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = EvalArrays(
+                npz["embeddings"], npz["labels"],
+                Neighbors(npz["neighbor_indices"], npz["neighbor_distances"], str(npz["metric"])),
+                npz["gallery_embeddings"] if "gallery_embeddings" in npz else None,
+                npz["gallery_labels"] if "gallery_labels" in npz else None,
+            )
+    except ValueError as exc:  # numpy refuses object arrays without allow_pickle
+        raise CorruptFileError(f"{path} holds pickled objects, which are not loaded ({exc})") from None
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise CorruptFileError(f"{path} is not a readable embeddings file ({exc})") from None
     with (folder / ITEMS).open(newline="") as fh:
         return arrays, list(csv.DictReader(fh))
