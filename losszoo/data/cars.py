@@ -15,11 +15,13 @@ import numpy as np
 
 from losszoo.data.base import ImageListing
 from losszoo.data.files import check_files_exist, find_dataset_dir
+from losszoo.data.lists import ListLine, check_range, check_unique, inside
 from losszoo.data.registry import register_dataset
 
 SOURCE = "https://ai.stanford.edu/~jkrause/cars/car_dataset.html (car_ims.tgz and cars_annos.mat)"
 FOLDER_NAMES = ("cars196", "CARS196", "Cars196", "cars", "stanford_cars")
 LAST_TRAIN_CLASS = 98
+ALL_CLASSES = range(1, 197)
 
 
 @register_dataset("cars196", aliases=("cars", "cars-196"))
@@ -36,10 +38,14 @@ def load_cars196(root: str | os.PathLike | None, split: str) -> ImageListing:
         raise ValueError(
             f"{folder / 'cars_annos.mat'}: 'annotations' lacks relative_im_path/class fields (has {names})"
         )
-    relative_paths = [str(path) for path in np.atleast_1d(annotations["relative_im_path"])]
-    classes = [int(label) for label in np.atleast_1d(annotations["class"])]
+    mat = folder / "cars_annos.mat"
+    entries = [ListLine(mat, number, (str(path), str(label)), unit="annotation") for number, (path, label)
+               in enumerate(zip(np.atleast_1d(annotations["relative_im_path"]),
+                                np.atleast_1d(annotations["class"])), 1)]
+    check_unique(entries, 0, "relative_im_path")
+    classes = [check_range(entry, entry.integer(1, "class"), ALL_CLASSES, "class") for entry in entries]
     in_train = split == "train"
     keep = [i for i, label in enumerate(classes) if (label <= LAST_TRAIN_CLASS) == in_train]
-    files = [folder / relative_paths[i] for i in keep]
+    files = [inside(folder, entries[i].fields[0], entries[i]) for i in keep]
     check_files_exist(files, dataset="CARS196", folder=folder, source=SOURCE)
     return ImageListing(files, [classes[i] for i in keep])

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from losszoo.data.base import ImageListing
 from losszoo.data.files import check_files_exist, find_dataset_dir
+from losszoo.data.lists import ListLine, check_unique, inside, read_lines
 from losszoo.data.registry import register_dataset
 
 SOURCE = (
@@ -32,17 +33,27 @@ HEADER = ["image_name", "item_id", "evaluation_status"]
 SPLITS = ("train", "query", "gallery")
 
 
-def read_partition(path: Path) -> list[tuple[str, str, str]]:
-    """Rows ``(image_name, item_id, evaluation_status)`` of ``list_eval_partition.txt``."""
-    lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
-    if len(lines) < 2 or len(lines[0]) != 1 or not lines[0][0].isdigit() or lines[1] != HEADER:
+def read_partition(path: Path) -> list[ListLine]:
+    """Rows ``(image_name, item_id, evaluation_status)`` of ``list_eval_partition.txt``, each
+    image once and each item in train or in query/gallery, never both; errors name the line."""
+    lines = read_lines(path)
+    if len(lines) < 2 or len(lines[0].fields) != 1 or not lines[0].fields[0].isdigit() \
+            or list(lines[1].fields) != HEADER:
         raise ValueError(f"{path}: expected a count line, then the header {' '.join(HEADER)!r}")
-    rows = [tuple(row) for row in lines[2:]]
-    if any(len(row) != 3 or row[2] not in SPLITS for row in rows):
-        raise ValueError(f"{path}: every row needs an image name, an item id and one of {', '.join(SPLITS)}")
-    if len(rows) != int(lines[0][0]):
-        raise ValueError(f"{path}: announces {lines[0][0]} images but lists {len(rows)} (truncated file?)")
-    return rows  # type: ignore[return-value]
+    rows = lines[2:]
+    for row in rows:
+        if len(row.fields) != 3 or row.fields[2] not in SPLITS:
+            raise row.error(f"expected an image name, an item id and one of {', '.join(SPLITS)}, "
+                            f"got {' '.join(row.fields)!r}")
+    if len(rows) != int(lines[0].fields[0]):
+        raise ValueError(f"{path}: announces {lines[0].fields[0]} images but lists {len(rows)} (truncated file?)")
+    check_unique(rows, 0, "image")
+    trained = {row.fields[1]: row for row in rows if row.fields[2] == "train"}
+    for row in rows:
+        if row.fields[2] != "train" and row.fields[1] in trained:
+            raise row.error(f"item {row.fields[1]} is also a training item (line "
+                            f"{trained[row.fields[1]].number}): test items must be unseen")
+    return rows
 
 
 @register_dataset("inshop", splits=SPLITS, aliases=("in-shop", "deepfashion-inshop"))
@@ -52,8 +63,8 @@ def load_inshop(root: str | os.PathLike | None, split: str) -> ImageListing:
         root, (PARTITION_FILE, "img/"), dataset="In-Shop", folder_names=FOLDER_NAMES, source=SOURCE
     )
     rows = read_partition(folder / PARTITION_FILE)
-    selected = [row for row in rows if row[2] == split]
-    classes = None if split == "train" else sorted({item for _, item, status in rows if status != "train"})
-    files = [folder / name for name, _, _ in selected]
+    selected = [row for row in rows if row.fields[2] == split]
+    classes = None if split == "train" else sorted({row.fields[1] for row in rows if row.fields[2] != "train"})
+    files = [inside(folder, row.fields[0], row) for row in selected]
     check_files_exist(files, dataset="In-Shop", folder=folder, source=SOURCE)
-    return ImageListing(files, [item for _, item, _ in selected], classes=classes)
+    return ImageListing(files, [row.fields[1] for row in selected], classes=classes)
