@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
+import typing
 import warnings
 from typing import Any, ClassVar
 
@@ -173,7 +175,9 @@ def register() -> list[str]:
                           stacklevel=2)
             continue
         if name not in LOSSES or get_loss_spec(name).cls is not wrapper:
-            register_loss(name, sampler=SAMPLER, tags=TAGS)(wrapper)
+            # Losses without class weights or proxies compare samples: they need positives.
+            register_loss(name, sampler=SAMPLER, tags=TAGS,
+                          needs_positive_pairs="num_classes" not in wrapper.context_args.values())(wrapper)
         names.append(name)
     return names
 
@@ -239,7 +243,31 @@ def create_miner(name: str, **options: Any) -> nn.Module:
     if wanted.lower() not in by_name:
         raise ConfigError(f"unknown miner {name!r}; known: {', '.join(miner_names())}")
     cls = getattr(pml_miners, by_name[wanted.lower()])
+    options = miner_arguments(cls, options)
     try:
         return cls(**options)
-    except TypeError as exc:
-        raise ConfigError(f"miner {cls.__name__}: {exc}") from None
+    except (TypeError, ValueError, AssertionError) as exc:
+        raise ConfigError(f"miner {cls.__name__}: {exc or 'invalid arguments'}") from None
+
+
+def miner_arguments(cls: type, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` checked like a loss's hyperparameters: each value coerced to the type of
+    the miner's default (or hint), NaN and infinity refused (a NaN margin mines nothing and
+    trains with loss 0); ``ConfigError`` names the miner and the option."""
+    from losszoo.hyperparams import Hyper, complete
+
+    params = inspect.signature(cls.__init__).parameters
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # unresolvable hints: the defaults give the types
+        hints = {}
+    owner = f"miner {cls.__name__}"
+    checked = {}
+    for name, value in options.items():
+        param = params.get(name)
+        default = None if param is None or param.default is inspect.Parameter.empty else param.default
+        hyper = complete(None, hints.get(name), default) if param is not None else Hyper()
+        if hyper.kind is None and isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{owner}: {name} must be a finite number, got {value}")
+        checked[name] = hyper.coerce(value, name, owner)
+    return checked

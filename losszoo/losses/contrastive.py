@@ -30,7 +30,7 @@ from losszoo.losses.registry import register_loss
 
 # Search range: Hadsell et al.'s / PML's m = 1, within the [0, 2] distances of unit vectors.
 @register_loss(
-    "contrastive", sampler="class_balanced", group="paper", tags=("pair",),
+    "contrastive", sampler="class_balanced", group="paper", tags=("pair",), needs_positive_pairs=True,
     hyperparameters={"margin": Hyper(ge=0, search=Uniform(0.3, 1.5))},
 )
 class Contrastive(MetricLoss):

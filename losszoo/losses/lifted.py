@@ -34,7 +34,7 @@ from losszoo.losses.registry import register_loss
 
 # Search range: around Song et al.'s alpha = 1 (Sec. 3).
 @register_loss(
-    "lifted", sampler="class_balanced", group="paper", tags=("pair",),
+    "lifted", sampler="class_balanced", group="paper", tags=("pair",), needs_positive_pairs=True,
     hyperparameters={"alpha": Hyper(ge=0, search=Uniform(0.25, 2.0))},
 )
 class LiftedStructure(MetricLoss):

@@ -40,7 +40,7 @@ BETA_MODES = ("class", "global", "fixed")
 # ~1e-3, the order of this harness's base SGD learning rate (Zhai & Wu: 1e-3 to 1e-2).
 # Search ranges: around Wu et al.'s alpha = 0.2 and beta_0 = 1.2 (Sec. 5, Sec. 6).
 @register_loss(
-    "margin", sampler="class_balanced", group="paper", lr_multiplier=1.0, tags=("pair", "sampling"),
+    "margin", sampler="class_balanced", group="paper", lr_multiplier=1.0, tags=("pair", "sampling"), needs_positive_pairs=True,
     hyperparameters={
         "alpha": Hyper(ge=0, search=Uniform(0.05, 0.4)),
         "beta": Hyper(search=Uniform(0.8, 1.4)),

@@ -50,7 +50,7 @@ def npair_indices(labels: Tensor) -> tuple[Tensor, Tensor]:
 
 # Search range: a decade either side of Sohn's lambda = 0.002 (Sec. 3.2.2).
 @register_loss(
-    "npair", sampler="npair", group="paper", tags=("pair",),
+    "npair", sampler="npair", group="paper", tags=("pair",), needs_positive_pairs=True,
     hyperparameters={"l2_reg": Hyper(ge=0, search=LogUniform(2e-4, 2e-2))},
 )
 class NPair(MetricLoss):

@@ -49,6 +49,9 @@ class LossSpec:
         group: the comparison group the loss belongs to (``"paper"``: the eight losses Zhai &
             Wu compare, the default of ``losszoo compare``; ``"modern"``: the later ones), or
             None; ``--losses GROUP`` names a group's losses (:func:`select_losses`).
+        needs_positive_pairs: whether the loss's terms need two samples of one class in a batch
+            (pair and triplet losses): with ``samples_per_class`` 1 it would be 0 at every step,
+            so the harness refuses such a run before any work.
     """
 
     name: str
@@ -63,6 +66,7 @@ class LossSpec:
     tags: tuple[str, ...] = ()
     global_batch: bool = True
     group: str | None = None
+    needs_positive_pairs: bool = False
 
     @property
     def search_space(self) -> dict[str, SearchRange]:
@@ -152,6 +156,7 @@ def register_loss(
     search_space: Mapping[str, SearchRange] | None = None,
     global_batch: bool = True,
     group: str | None = None,
+    needs_positive_pairs: bool = False,
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator adding a loss to the zoo.
 
@@ -165,6 +170,7 @@ def register_loss(
     always exact): under torchrun the harness gathers the global batch for the loss; declare
     False only for a per-sample mean without batch-dependent choices (no mining, no sampling).
     ``group`` puts the loss in a named comparison group (:func:`select_losses`).
+    ``needs_positive_pairs``: declare True for a pair or triplet loss (see :class:`LossSpec`).
 
     Example::
 
@@ -213,6 +219,7 @@ def register_loss(
             tags=tuple(tags),
             global_batch=bool(global_batch),
             group=group,
+            needs_positive_pairs=bool(needs_positive_pairs),
         )
         LOSSES.add(name, spec, aliases=spec.aliases)
         if "_losszoo_spec" not in cls.__dict__:  # one class registered twice keeps its first spec

@@ -41,7 +41,7 @@ MINING_MODES = ("semihard", "hard", "all")
 
 # Search ranges: around FaceNet's 0.2 (Schroff et al. 2015) and PML's 0.05, on unit vectors.
 @register_loss(
-    "triplet", sampler="class_balanced", group="paper", tags=("triplet",),
+    "triplet", sampler="class_balanced", group="paper", tags=("triplet",), needs_positive_pairs=True,
     hyperparameters={
         "margin": Hyper(ge=0, search=Uniform(0.01, 0.5)),
         "mining": Hyper(choices=MINING_MODES, search=Choice(("semihard", "hard"))),

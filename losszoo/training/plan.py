@@ -210,11 +210,24 @@ def _check_sampler(plan: RunPlan) -> None:
     labels = np.repeat([label for label, _ in kept], [size for _, size in kept])
     config = plan.config
     try:
-        create_sampler(plan.sampler, labels, batch_size=config.batch_size,
-                       samples_per_class=config.samples_per_class, seed=config.seed,
-                       batches_per_epoch=config.batches_per_epoch)
+        sampler = create_sampler(plan.sampler, labels, batch_size=config.batch_size,
+                                 samples_per_class=config.samples_per_class, seed=config.seed,
+                                 batches_per_epoch=config.batches_per_epoch)
     except ValueError as exc:
         raise ConfigError(f"sampler {plan.sampler!r} on the {len(kept)} training classes: {exc}") from None
+    _check_positive_pairs(plan, labels[next(iter(sampler))])
+
+
+def _check_positive_pairs(plan: RunPlan, first_batch: np.ndarray) -> None:
+    """A pair or triplet loss (or any miner) on batches without two samples of one class would
+    be 0 at every step: refuse it, judged on the sampler's first batch."""
+    needs = "loss " + repr(plan.loss.name) if plan.loss.needs_positive_pairs else (
+        "miner " + repr(plan.config.miner) if plan.miner is not None else None)
+    if needs and len(np.unique(first_batch)) == len(first_batch):
+        raise ConfigError(
+            f"{needs} needs positive pairs (two samples of one class per batch), but sampler "
+            f"{plan.sampler!r} with samples_per_class {plan.config.samples_per_class} draws none: "
+            "it would train with loss 0; use samples_per_class >= 2")
 
 
 def _check_evaluation(plan: RunPlan) -> None:

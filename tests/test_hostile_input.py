@@ -1,0 +1,55 @@
+"""Input that used to train silently into a wrong result, or end in a raw traceback, is refused
+with one line naming the problem and the option or file, before any file is written."""
+
+from __future__ import annotations
+
+import pytest
+
+from losszoo.cli.main import main
+from losszoo.losses import get_loss_spec, list_losses
+
+TINY = ["--max-classes", "5", "--batch-size", "10", "--samples-per-class", "5", "--dim", "8",
+        "--epochs", "1", "--batches-per-epoch", "2", "--ks", "1", "--no-binary", "--no-progress"]
+
+BAD = [
+    # A pair or triplet loss (or a miner) on batches of one sample per class trains with loss 0.
+    (["train", "--loss", "triplet", "--batch-size", "5", "--samples-per-class", "1"],
+     "loss 'triplet' needs positive pairs"),
+    (["compare", "--untuned", "--losses", "normsoftmax,margin", "--batch-size", "5", "--samples-per-class", "1"],
+     "loss 'margin' needs positive pairs"),
+    (["train", "--loss", "pml:contrastiveloss", "--batch-size", "5", "--samples-per-class", "1"],
+     "loss 'pml:contrastiveloss' needs positive pairs"),
+    # Miner options are checked like loss options: a NaN epsilon mined nothing, loss 0 throughout.
+    (["train", "--loss", "triplet", "--miner", "pml:MultiSimilarityMiner", "--miner-option", "epsilon=nan"],
+     "miner MultiSimilarityMiner: epsilon must be a finite number, got nan"),
+    (["train", "--loss", "triplet", "--miner", "pml:TripletMarginMiner", "--miner-option", "margin=wide"],
+     "miner TripletMarginMiner: margin must be a number, got 'wide'"),
+]
+
+
+@pytest.mark.parametrize("argv, named", BAD, ids=[" ".join(a[:6]) for a, _ in BAD])
+def test_refused_before_any_file_is_written(tmp_path, capsys, argv, named):
+    output = tmp_path / "out"
+    assert main([argv[0], *TINY, *argv[1:], "--output", str(output)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("error:") and named in err, err
+    assert not output.exists()
+
+
+def test_a_miner_option_from_a_config_file_is_checked_too(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text('loss = "triplet"\nminer = "pml:MultiSimilarityMiner"\n[miner_options]\nepsilon = nan\n')
+    assert main(["train", "--config", str(config), *TINY, "--output", str(tmp_path / "out")]) == 2
+    assert "epsilon must be a finite number, got nan" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_pair_losses_declare_that_they_need_positives_and_classifiers_do_not():
+    needs = {name for name in list_losses(namespaced=False) if get_loss_spec(name).needs_positive_pairs}
+    assert {"contrastive", "triplet", "margin", "lifted", "npair"} <= needs
+    assert not needs & {"normsoftmax", "cosface", "proxynca"}
+
+
+def test_a_classification_loss_trains_with_one_sample_per_class(tmp_path):
+    assert main(["train", "--loss", "normsoftmax", *TINY, "--batch-size", "5", "--samples-per-class", "1",
+                 "--output", str(tmp_path / "out")]) == 0
