@@ -26,3 +26,14 @@ class OutputError(LosszooError, OSError):
 
 class CorruptFileError(LosszooError, ValueError):
     """A checkpoint or result file that exists but cannot be read (names the path)."""
+
+
+class DivergedError(LosszooError, FloatingPointError):
+    """Training produced a non-finite loss (or weights): the run stopped at that step.
+
+    ``epoch`` and ``step`` (1-based) say where; ``last_finite`` is the last finite loss seen
+    (None when there was none)."""
+
+    def __init__(self, message: str, *, epoch: int, step: int, last_finite: float | None) -> None:
+        super().__init__(message)
+        self.epoch, self.step, self.last_finite = epoch, step, last_finite

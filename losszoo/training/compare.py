@@ -19,14 +19,16 @@ from typing import Any
 from rich.console import Console
 
 from losszoo.distributed import init_distributed
-from losszoo.errors import ConfigError, OutputError
+from losszoo.errors import ConfigError, DivergedError, OutputError
 from losszoo.losses import select_losses
-from losszoo.training.checkpoint import folder_name, output_lock, read_json, write_json
+from losszoo.training.checkpoint import folder_name, output_lock, write_json
 from losszoo.training.config import TRAINING_ONLY, TrainConfig
+from losszoo.training.divergence import diverged_record
 from losszoo.training.plan import (
     RunPlan, build_model, evaluate, final_test_data, loss_name, plan_run, shards_class_weights,
 )
 from losszoo.training.provenance import provenance, utc_now
+from losszoo.training.records import read_record
 from losszoo.training.report import write_report
 from losszoo.training.trainer import RESULT, check_output, train
 
@@ -51,7 +53,7 @@ def _finished(plan: RunPlan, folder: Path, fingerprint: str) -> dict[str, Any] |
     path = folder / RESULT
     if not path.exists():
         return None
-    record = read_json(path)
+    record = read_record(path)  # a damaged record is reported, never left out of the table
     if record.get("fingerprint") != fingerprint:
         raise OutputError(
             f"{path} was made by a run with different settings; use another output "
@@ -123,6 +125,15 @@ def _saver(folder: Path, loss: str) -> Any:
     return save
 
 
+def _diverged(run: PlannedRun, error: DivergedError, console: Console) -> dict[str, Any]:
+    """Record (and keep, in result.json) a run that diverged: a rerun would diverge again."""
+    console.log(f"{run.plan.config.loss} seed {run.plan.config.seed}: {error}")
+    record = diverged_record(run.plan, error)
+    if init_distributed().is_main:
+        write_json(run.folder / RESULT, record)
+    return record
+
+
 def untrained_baseline(run: PlannedRun, console: Console) -> dict[str, Any]:
     """Metrics of the freshly initialised model: the floor for every loss."""
     plan = run.plan
@@ -185,9 +196,12 @@ def compare(
             elif run.untrained:
                 records.append(untrained_baseline(run, console))
             else:
-                records.append(train(run.plan, run.folder, resume=True, progress=progress,
-                                     console=console, tensorboard=tensorboard,
-                                     on_test=_saver(run.folder, name) if save_embeddings else None))
+                try:
+                    records.append(train(run.plan, run.folder, resume=True, progress=progress,
+                                         console=console, tensorboard=tensorboard,
+                                         on_test=_saver(run.folder, name) if save_embeddings else None))
+                except DivergedError as exc:  # its row is marked; the table is still finished
+                    records.append(_diverged(run, exc, console))
         if context.is_main:
             write_report(records, output_dir, ks=base.ks, console=console, tuning=tuning,
                          provenance=provenance(device=runs[0].plan.device, started=started))

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from losszoo.evaluation.stats import estimate, indistinguishable_from_best
 from losszoo.training.checkpoint import atomic_write, write_json, write_text
+from losszoo.training.divergence import DIVERGED
 
 MARK_METRIC = "map_at_r"  # the metric the "indistinguishable from best" mark is computed on
 # A run is "not converged" when its validation metric rose by more than this between the first
@@ -62,22 +63,26 @@ def summarize(records: Sequence[dict[str, Any]],
     loss's best tuning trial (``tuning_curves``: its validation curve under the same schedule,
     the only curve a protocol-"final" run has) is flagged."""
     by_loss: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    diverged: dict[str, int] = defaultdict(int)  # runs stopped on a non-finite loss: no metrics
     for record in records:
-        if record.get("metrics"):
+        if record.get("status") == DIVERGED:
+            diverged[record["loss"]] += 1
+            by_loss.setdefault(record["loss"], [])
+        elif record.get("metrics"):
             by_loss[record["loss"]].append(record)
     rows = []
     for loss, runs in by_loss.items():
-        row: dict[str, Any] = {"loss": loss, "seeds": len(runs)}
-        numeric = [k for k, v in runs[0]["metrics"].items() if isinstance(v, (int, float))]
+        row: dict[str, Any] = {"loss": loss, "seeds": len(runs), "diverged": diverged[loss]}
+        numeric = [k for k, v in runs[0]["metrics"].items() if isinstance(v, (int, float))] if runs else []
         for key in numeric:
             _estimate(row, key, [run["metrics"][key] for run in runs])
-        _estimate(row, "train_seconds", [run["train_seconds"] for run in runs])
+        _estimate(row, "train_seconds", [run["train_seconds"] for run in runs] or [0.0])
         row["not_converged"] = sum(converged(run) is False for run in runs)
         row["not_converged"] += curve_converged((tuning_curves or {}).get(loss, ())) is False
         rows.append(row)
     per_loss = {loss: {run["seed"]: run["metrics"][MARK_METRIC] for run in runs
                        if MARK_METRIC in run["metrics"]}
-                for loss, runs in by_loss.items() if loss != "untrained"}
+                for loss, runs in by_loss.items() if loss != "untrained" and runs}
     marks = indistinguishable_from_best(per_loss)
     for row in rows:
         row["best"] = marks.get(row["loss"], False)
@@ -132,7 +137,8 @@ def caption(records: Sequence[dict[str, Any]], tuning: dict[str, Any] | None = N
             f"from the best on {MARK_METRIC} (paired t-test over matched seeds, p >= 0.05; CI overlap "
             f"with < 2 matched seeds); (nc) = runs not converged (validation {CONVERGENCE_METRIC} "
             f"rose > {100 * CONVERGENCE_THRESHOLD:g} points over the last {CONVERGENCE_WINDOW} evaluations"
-            f"{'; for protocol final runs, the best tuning trial of the same schedule' if tuning and tuning.get('curves') else ''}).")
+            f"{'; for protocol final runs, the best tuning trial of the same schedule' if tuning and tuning.get('curves') else ''})."
+            f"{' (diverged k/n) = k of n runs stopped on a non-finite loss, left out of the cells.' if any(r.get('status') == DIVERGED for r in records) else ''}")
 
 
 def _columns(ks: Sequence[int]) -> list[tuple[str, str]]:
@@ -153,8 +159,10 @@ def _cell(row: dict[str, Any], key: str) -> str:
 
 
 def _label(row: dict[str, Any]) -> str:
-    return (row["loss"] + (" *" if row.get("best") else "") + (" (nc)" if row.get("not_converged") else "")
-            + (f" ({row['settings']})" if row.get("settings") else ""))
+    label = row["loss"] + (" *" if row.get("best") else "") + (" (nc)" if row.get("not_converged") else "")
+    if row.get("diverged"):
+        label += f" (diverged {row['diverged']}/{row['diverged'] + row['seeds']})"
+    return label + (f" ({row['settings']})" if row.get("settings") else "")
 
 
 def render_table(rows: Sequence[dict[str, Any]], ks: Sequence[int], title: str | None = None) -> Table:
@@ -205,6 +213,7 @@ def plot(rows: Sequence[dict[str, Any]], ks: Sequence[int], output_dir: Path,
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullLocator
 
+    rows = [row for row in rows if row["seeds"]]  # a loss whose every run diverged has no curve
     paths = []
     fig, ax = plt.subplots(figsize=(6, 4))
     for row in rows:

@@ -48,6 +48,7 @@ from losszoo.errors import OutputError
 from losszoo.samplers import create_sampler
 from losszoo.training.checkpoint import load_checkpoint, output_lock, save_checkpoint, write_json
 from losszoo.training.config import TrainConfig
+from losszoo.training.divergence import DivergenceGuard
 from losszoo.training.inference import EvalArrays, EvalData
 from losszoo.training.logs import RunLog
 from losszoo.training.optim import LazySparseSGD
@@ -415,13 +416,14 @@ def _train_epoch(run: Run, epoch: int, bar: Progress, log: RunLog | None = None)
     pending: list[tuple[int, Any, list[float], float]] = []
     first_step, last = epoch * len(run.loader), start
     first_epoch = run.first_epoch
+    guard = DivergenceGuard(run, epoch)  # a non-finite value stops the run before any checkpoint
     for step, (images, labels) in enumerate(run.loader, 1):
         lrs = [group["lr"] for group in run.optimizer.param_groups]
         images = images.to(run.device, non_blocking=True)
         labels = labels.to(run.device, non_blocking=True)
         with _autocast(run.amp_dtype):
             embeddings = run.forward_model(images)
-        value = run.step_loss(embeddings.float(), labels)
+        value = guard.loss(step, embeddings.float(), labels)
         run.optimizer.zero_grad(set_to_none=True)
         if run.scaler is None:
             value.backward()

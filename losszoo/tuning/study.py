@@ -24,11 +24,12 @@ from typing import Any
 
 from rich.console import Console
 
-from losszoo.errors import ConfigError
+from losszoo.errors import ConfigError, DivergedError
 from losszoo.hyperparams import Choice, LogUniform, SearchRange
 from losszoo.losses import get_loss_spec
 from losszoo.training.checkpoint import atomic_write, folder_name, write_json, write_text
 from losszoo.training.config import SCHEDULE, TUNED_SHARED, TrainConfig, toml_value
+from losszoo.training.divergence import DIVERGED
 from losszoo.training.inference import metric_names
 from losszoo.training.plan import loss_name, plan_run
 from losszoo.training.trainer import train
@@ -138,7 +139,6 @@ def tune_loss(
         pruner=median_pruner(base.epochs))
     check_study_schedule(study, base, str(output_dir))
     study.set_user_attr(SCHEDULE_ATTR, schedule_of(base))
-    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     if not study.trials:  # a new study: its first trial is the untuned setting
         study.enqueue_trial(starting_point(base, name, space))
         if warm_start is not None:
@@ -159,7 +159,7 @@ def tune_loss(
                        on_validation=report)
         return float(record["validation"][metric])
 
-    while (done := len(study.get_trials(deepcopy=False, states=finished))) < trials:
+    while (done := _trials_done(study)) < trials:
         best = _best_value(study)
         console.log(f"{name}: trial {done + 1}/{trials}" + (f", best {metric} {100 * best:.2f}" if best is not None else ""))
         trial = study.ask()
@@ -171,6 +171,10 @@ def tune_loss(
             value = objective(trial)
         except optuna.TrialPruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        except DivergedError as exc:  # a failed trial that counts: the study goes on
+            console.log(f"{name}: trial {trial.number} failed: {exc}")
+            trial.set_user_attr(DIVERGED, str(exc))
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
         except BaseException:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
@@ -182,11 +186,23 @@ def tune_loss(
     _plot_best_so_far(rows, folder / "best_so_far.png", name, metric)
     complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
     if not complete:
-        raise ConfigError(f"{name}: no trial completed (all pruned); raise the budget")
+        raise ConfigError(f"{name}: no trial completed (all pruned or diverged); raise the budget "
+                          "or narrow the search space")
     options, settings = _split(study.best_trial.params)
     console.log(f"{name}: best {metric} {100 * study.best_value:.2f} with {study.best_trial.params}")
     curve = [value for _, value in sorted(study.best_trial.intermediate_values.items())]
     return TuneResult(name, float(study.best_value), options, settings, rows, curve)
+
+
+def _trials_done(study: Any) -> int:
+    """Trials that count against the budget: complete, pruned, or failed by diverging (an
+    interrupted trial, also FAIL, is run again)."""
+    import optuna
+
+    states = optuna.trial.TrialState
+    return sum(t.state in (states.COMPLETE, states.PRUNED)
+               or (t.state == states.FAIL and DIVERGED in t.user_attrs)
+               for t in study.get_trials(deepcopy=False))
 
 
 def median_pruner(epochs: int) -> Any:
@@ -239,8 +255,10 @@ def _best_value(study: Any) -> float | None:
 
 
 def trial_rows(study: Any, metric: str) -> list[dict[str, Any]]:
-    """Each trial: number, state, value, parameters, and its validation curve (epoch -> metric)."""
-    return [{"number": t.number, "state": t.state.name, "value": t.value, metric: t.value,
+    """Each trial: number, state (DIVERGED: failed on a non-finite loss), value, parameters, and
+    its validation curve (epoch -> metric)."""
+    return [{"number": t.number, "state": "DIVERGED" if DIVERGED in t.user_attrs else t.state.name,
+             "value": t.value, metric: t.value,
              "params": dict(t.params), "curve": {int(k): v for k, v in t.intermediate_values.items()}}
             for t in study.get_trials(deepcopy=False)]
 

@@ -1,0 +1,86 @@
+"""Detecting a diverging run at the step it happens. A learning rate or hyperparameter that is
+too large (``--lr 1e10``, ``temperature=1e-30``) drives the loss, or the weights and hence the
+next step's embeddings, to NaN or infinity; the run then stops with
+:class:`~losszoo.errors.DivergedError` (epoch, step, last finite loss) before that epoch's
+checkpoint is written, so the last good checkpoint stays as it was.
+
+Each step's embeddings and loss are checked (one read of a scalar, as the losses' own input
+check already does); the weights are checked after an epoch's last optimizer step, the one
+whose damage no later forward pass would see before the checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from losszoo.errors import DivergedError
+
+DIVERGED = "diverged"  # a run record's "status" when training stopped on a non-finite value
+
+
+class DivergenceGuard:
+    """One epoch's watch: :meth:`loss` computes a step's loss and raises ``DivergedError`` on
+    non-finite embeddings or loss; non-finite weights after the epoch's last step raise too."""
+
+    def __init__(self, run: Any, epoch: int) -> None:
+        """Watch epoch ``epoch`` (0-based) of ``run`` (a trainer ``Run``)."""
+        self.run, self.epoch, self.steps = run, epoch, len(run.loader)
+        previous = run.history[-1]["loss"] if run.history else None
+        self.last_finite: float | None = previous if previous is not None and math.isfinite(previous) else None
+        self._step = 0
+        self._hook = run.optimizer.register_step_post_hook(self._after_step)
+
+    def loss(self, step: int, embeddings: Tensor, labels: Tensor) -> Tensor:
+        """``run.step_loss(embeddings, labels)`` at step ``step`` (1-based), checked."""
+        self._step = step
+        if not self._everywhere(bool(torch.isfinite(embeddings.detach().sum()))
+                                or bool(torch.isfinite(embeddings).all())):
+            self._stop("the embeddings are no longer finite (the weights diverged at the step before)")
+        value = self.run.step_loss(embeddings, labels)
+        number = float(value.detach())
+        if not self._everywhere(math.isfinite(number)):
+            self._stop(f"the loss is {number}")
+        self.last_finite = number
+        return value
+
+    def _everywhere(self, finite: bool) -> bool:
+        """``finite`` on every rank (under torchrun all ranks must stop at the same step)."""
+        if not self.run.context.distributed:
+            return finite
+        flag = torch.tensor([float(finite)], device=self.run.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+        return bool(flag.item())
+
+    def _after_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if self._step < self.steps:
+            return
+        self._hook.remove()
+        parameters = [*self.run.model.parameters(), *self.run.loss.parameters()]
+        if parameters and not bool(torch.stack([torch.isfinite(p).all() for p in parameters]).all()):
+            self._stop("the weights are no longer finite after the epoch's last step")
+
+    def _stop(self, what: str) -> None:
+        self._hook.remove()
+        last = "none" if self.last_finite is None else f"{self.last_finite:.6g}"
+        kept = (f"the checkpoint after epoch {self.epoch} is kept" if self.epoch
+                else "no checkpoint was written")
+        raise DivergedError(
+            f"training diverged at epoch {self.epoch + 1}, step {self._step}: {what} (last finite "
+            f"loss {last}); {kept}; lower the learning rate or change the loss options",
+            epoch=self.epoch + 1, step=self._step, last_finite=self.last_finite)
+
+
+def diverged_record(plan: Any, error: DivergedError) -> dict[str, Any]:
+    """The result record of a run (a ``RunPlan``'s) stopped by ``error``: no metrics,
+    ``status`` "diverged" and where it happened, so a comparison marks its row and goes on."""
+    config = plan.config
+    return {"loss": config.loss, "seed": config.seed, "config": config.to_dict(),
+            "fingerprint": plan.fingerprint(), "status": DIVERGED, "metrics": None,
+            "validation": None, "evaluation": config.evaluation_settings(), "history": [],
+            "train_seconds": 0.0, "splits": plan.split_sizes(),
+            "diverged": {"epoch": error.epoch, "step": error.step, "last_finite_loss": error.last_finite,
+                         "message": str(error)}}
