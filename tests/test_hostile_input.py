@@ -53,3 +53,35 @@ def test_pair_losses_declare_that_they_need_positives_and_classifiers_do_not():
 def test_a_classification_loss_trains_with_one_sample_per_class(tmp_path):
     assert main(["train", "--loss", "normsoftmax", *TINY, "--batch-size", "5", "--samples-per-class", "1",
                  "--output", str(tmp_path / "out")]) == 0
+
+
+def test_best_toml_escapes_what_it_writes_and_reads_back(tmp_path):
+    """A newline in --output (the command recorded in best.toml) and a quote, a backslash and a
+    control character in a written value used to make a best.toml that is not TOML."""
+    from losszoo.training.config import read_toml
+    from losszoo.training.config import toml_string
+
+    out = tmp_path / 'odd\n"name'
+    tiny = ["--max-classes", "10", "--batch-size", "20", "--samples-per-class", "5", "--dim", "8",
+            "--ks", "1", "--epochs", "1", "--batches-per-epoch", "1", "--no-progress", "--no-binary"]
+    assert main(["tune", "--losses", "normsoftmax", "--trials", "1", "-o", str(out), *tiny]) == 0
+    best = read_toml(out / "best.toml")
+    assert best["max_classes"] == 10 and "normsoftmax" in best["loss_options"]
+    for text in ['a\nb', 'q"\\x', '\x7f\x01\t', 'café 😀']:
+        assert read_toml_string(toml_string(text), tmp_path) == text
+
+
+def read_toml_string(value: str, folder) -> str:
+    from losszoo.training.config import read_toml
+
+    path = folder / "value.toml"
+    path.write_text(f"value = {value}\n", encoding="utf-8")
+    return read_toml(path)["value"]
+
+
+def test_a_config_file_that_is_not_utf8_names_file_and_line(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_bytes(b'loss = "triplet"\n# caf\xe9\n')
+    assert main(["train", "--config", str(config), *TINY, "--output", str(tmp_path / "out")]) == 2
+    assert f"{config}:2: not UTF-8 text (byte 0xe9)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -346,7 +346,25 @@ def toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
-    return json.dumps(str(value))
+    return toml_string(str(value))
+
+
+def toml_string(text: str) -> str:
+    """``text`` as a TOML basic string on one line: quote, backslash and every control
+    character escaped (JSON's escapes are not all TOML's: a surrogate pair is refused), and a
+    lone surrogate (an undecodable byte of a path) shown as U+FFFD."""
+    escaped = []
+    for char in text:
+        code = ord(char)
+        if char in '"\\':
+            escaped.append("\\" + char)
+        elif code < 0x20 or code == 0x7F:
+            escaped.append(f"\\u{code:04x}")
+        elif 0xD800 <= code <= 0xDFFF:
+            escaped.append("\ufffd")
+        else:
+            escaped.append(char)
+    return '"' + "".join(escaped) + '"'
 
 
 # A config file's top level: TrainConfig fields, plus what a comparison reads (the losses compared,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from losszoo.errors import ConfigError
-from losszoo.training.config import TrainConfig, build_config, read_toml, toml_value, tuned_preset
+from losszoo.training.config import TrainConfig, build_config, read_toml, toml_string, toml_value, tuned_preset
 
 TUNED, UNTUNED, BY_HAND = "tuned", "untuned", "by hand"
 
@@ -81,8 +81,8 @@ class ComparisonSpec:
                 if tuning.get(key):
                     lines += _table(f"tuning.{key}", tuning[key])
         for entry in self.losses:
-            lines += _table(f"loss_options.{json.dumps(entry.name)}", entry.options, keep_empty=False)
-            lines += _table(f"loss_settings.{json.dumps(entry.name)}", entry.settings, keep_empty=False)
+            lines += _table(f"loss_options.{toml_string(entry.name)}", entry.options, keep_empty=False)
+            lines += _table(f"loss_settings.{toml_string(entry.name)}", entry.settings, keep_empty=False)
         return "\n".join(lines) + "\n"
 
     @classmethod
@@ -174,7 +174,7 @@ def load_comparison(
 def _table(name: str, values: Mapping[str, Any], *, keep_empty: bool = False) -> list[str]:
     if not values and not keep_empty:
         return []
-    return ["", f"[{name}]", *(f"{json.dumps(key)} = {toml_value(value)}" for key, value in values.items())]
+    return ["", f"[{name}]", *(f"{toml_string(key)} = {toml_value(value)}" for key, value in values.items())]
 
 
 def _top_level(table: Mapping[str, Any]) -> dict[str, Any]:

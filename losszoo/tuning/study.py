@@ -28,7 +28,7 @@ from losszoo.errors import ConfigError, DivergedError
 from losszoo.hyperparams import Choice, LogUniform, SearchRange
 from losszoo.losses import get_loss_spec
 from losszoo.training.checkpoint import atomic_write, folder_name, write_json, write_text
-from losszoo.training.config import SCHEDULE, TUNED_SHARED, TrainConfig, toml_value
+from losszoo.training.config import SCHEDULE, TUNED_SHARED, TrainConfig, toml_string, toml_value
 from losszoo.training.divergence import DIVERGED
 from losszoo.training.inference import metric_names
 from losszoo.training.plan import loss_name, plan_run
@@ -372,7 +372,7 @@ def write_best_toml(path: Path, results: Sequence[TuneResult], *, command: str |
     ``[loss_settings.<loss>]`` tables `losszoo compare --config` reads, and each best trial's
     validation curve under ``[tuning.curves]``."""
     lines = ["# Best hyperparameters per loss, tuned on validation classes by losszoo tune.",
-             f"# command: {command or '(Python API)'}", ""]
+             f"# command: {toml_string(command) if command else '(Python API)'}", ""]
     lines.append(f"losses = {toml_value([result.loss for result in results])}")
     if base is not None:  # the study schedule: compare says when it runs another
         for key in SCHEDULE:
@@ -384,11 +384,11 @@ def write_best_toml(path: Path, results: Sequence[TuneResult], *, command: str |
         lines += ["[miner_options]", *(f"{key} = {toml_value(v)}" for key, v in base.miner_options.items()), ""]
     lines += ["[tuning]", f"trials = {tuning['trials']}", f"metric = {toml_value(tuning['metric'])}", ""]
     lines.append("[tuning.curves]  # best trial's validation metric per epoch")
-    lines += [f"{json.dumps(r.loss)} = [{', '.join(f'{v:.4f}' for v in r.curve)}]" for r in results]
+    lines += [f"{toml_string(r.loss)} = [{', '.join(f'{v:.4f}' for v in r.curve)}]" for r in results]
     lines.append("")
     for result in results:
         for table, values in (("loss_options", result.loss_options), ("loss_settings", result.loss_settings)):
-            lines.append(f"[{table}.{json.dumps(result.loss)}]")
+            lines.append(f"[{table}.{toml_string(result.loss)}]")
             lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
             lines.append("")
     return write_text(path, "\n".join(lines))
