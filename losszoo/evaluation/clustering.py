@@ -41,12 +41,13 @@ def kmeans_assignments(
         )
     if backend == "auto":
         backend = "faiss" if knn.faiss is not None else "sklearn"
+    seed = int(seed) % 2**31  # faiss takes a C int (any run seed is up to 64 bits); usual seeds unchanged
     if backend == "faiss":
         faiss = knn.faiss
         if faiss is None:
             raise ImportError("backend='faiss' but faiss is not importable; use backend='sklearn'")
         kmeans = faiss.Kmeans(
-            x.shape[1], int(num_clusters), niter=iterations, seed=int(seed), gpu=knn.faiss_gpu_available()
+            x.shape[1], int(num_clusters), niter=iterations, seed=seed, gpu=knn.faiss_gpu_available()
         )
         # Only silences faiss's "please provide at least 39 points per centroid" warning, which
         # every few-images-per-class test set (SOP: ~5 per class) triggers; nothing else reads it.

@@ -167,7 +167,7 @@ class TrainConfig:
     # Also report binarized (sign) embeddings, Sec. 4.3.
     binary: bool = setting(True, _SWITCH, "--no-binary", "skip the binarized-embedding metrics", const=False,
                            show_default=False, evaluation_only=True, eval_command=True)
-    seed: int = setting(0, _INDEX, "--seed", eval_command=True)
+    seed: int = setting(0, Hyper(kind=int, ge=0, lt=2**64), "--seed", eval_command=True)  # torch seeds: 64 bits
     workers: int = setting(0, _INDEX, "--workers", "data-loading processes", evaluation_only=True,
                            eval_command=True)
     device: str | None = setting(None, _MAYBE_TEXT, "--device", "cpu, cuda, cuda:1 (default: CUDA when available)",

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from losszoo.distributed import distributed_embeddings
 from losszoo.evaluation import evaluate
+from losszoo.errors import ConfigError
 from losszoo.evaluation.evaluate import METRIC_NAMES, Neighbors
 
 
@@ -57,9 +58,16 @@ class EvalArrays:
 def resolve_device(name: str | None) -> torch.device:
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device {name!r} is not a device name (cpu, cuda, cuda:1, ...)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but CUDA is not available")
+        raise ConfigError(f"device {name!r} asked for, but CUDA is not available")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r} asked for, but there are {torch.cuda.device_count()} CUDA devices")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device {name!r}: losszoo runs on cpu, cuda or mps")
     return device
 
 

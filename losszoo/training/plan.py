@@ -35,6 +35,7 @@ from losszoo.models.registry import TIMM_PREFIX, timm_available
 from losszoo.samplers import SAMPLERS, create_sampler
 from losszoo.training.config import TrainConfig
 from losszoo.training.inference import EvalData, evaluate_model, resolve_device
+from losszoo.training.preflight import check_plan_fits
 
 TRAIN_SPLIT = "train"
 
@@ -134,6 +135,7 @@ def plan_run(config: TrainConfig) -> RunPlan:
     plan = RunPlan(config, loss, sampler, dataset, splits, eval_splits, validation, miner=miner)
     _check_sampler(plan)
     _check_evaluation(plan)
+    check_plan_fits(plan)
     return replace(plan, notes=tuple(_notes(plan)))
 
 
@@ -276,7 +278,7 @@ def _notes(plan: RunPlan) -> list[str]:
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed % 2**64)  # torch takes 64 bits; (seed, epoch) mixes can exceed them
 
 
 def build_model(plan: RunPlan) -> nn.Module:
