@@ -85,3 +85,43 @@ def test_a_config_file_that_is_not_utf8_names_file_and_line(tmp_path, capsys):
     assert main(["train", "--config", str(config), *TINY, "--output", str(tmp_path / "out")]) == 2
     assert f"{config}:2: not UTF-8 text (byte 0xe9)" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+EARLY = [  # raw tracebacks (or a folder left behind) before; now one line before any work
+    (["train", "--loss", "triplet", "--device", "bogus"], "device 'bogus' is not a device name"),
+    (["train", "--loss", "triplet", "--image-size", "1"], "image_size 1 is too small for backbone convnet4"),
+    (["train", "--loss", "triplet", "--seed", str(2**64)], "seed must be < "),
+    (["train", "--loss", "triplet", "--dim", "9999999999999"], "dim 9999999999999 with backbone convnet4"),
+]
+
+
+@pytest.mark.parametrize("argv, named", EARLY, ids=[" ".join(a[3:5]) for a, _ in EARLY])
+def test_one_line_before_any_work(tmp_path, capsys, argv, named):
+    output = tmp_path / "out"
+    assert main([argv[0], *TINY, *argv[1:], "--output", str(output)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("error:") and named in err, err
+    assert not output.exists()
+
+
+def test_the_largest_seed_trains_and_evaluates(tmp_path):
+    """torch seeds take 64 bits, faiss's k-means a C int: every accepted seed must work."""
+    assert main(["train", "--loss", "triplet", *TINY, "--seed", str(2**64 - 1), "--output", str(tmp_path / "o")]) == 0
+
+
+FILES = [  # (config file, message)
+    ('seeds = "3"\n', 'seeds must be an integer >= 1, got \'3\''),
+    ('losses = ["triplet", 3]\n', "losses must be a list of loss names"),
+    ('losses = "triplet"\n', 'losses must be a list of loss names: losses = ["triplet"]'),
+]
+
+
+@pytest.mark.parametrize("content, named", FILES, ids=[f[1][:30] for f in FILES])
+def test_a_config_file_of_another_shape_is_named(tmp_path, capsys, content, named):
+    config = tmp_path / "run.toml"
+    config.write_text(content)
+    output = tmp_path / "out"
+    assert main(["compare", "--untuned", "--config", str(config), *TINY, "--output", str(output)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith(f"error: {config}: {named}"), err
+    assert not output.exists()

@@ -81,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if not isinstance(exc, user_errors()):
             raise
-        message = exc.args[0] if exc.args else exc
-        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {message}", markup=True,
+        from rich.markup import escape
+
+        message = exc.args[0] if exc.args else exc  # escaped: "[loss_settings.x]" is no markup
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(message))}", markup=True,
                                                    highlight=False)
         return 2
     except KeyboardInterrupt:

@@ -387,6 +387,7 @@ def check_config_table(table: dict[str, Any], path: str | Path) -> None:
         if key in table and not isinstance(table[key], dict):
             raise ConfigError(f"{path}: {key} must be a table, got {table[key]!r}")
     _refuse_unknown(table.get("tuning", {}), set(TUNING_KEYS), path, "tuning.")
+    _check_file_keys(table, path)
     setting_names = {f.name for f in fields(TrainConfig)} - {"loss", "loss_options", "miner", "miner_options"}
     for loss, values in table.get("loss_settings", {}).items():
         if not isinstance(values, dict):
@@ -403,6 +404,19 @@ def check_config_table(table: dict[str, Any], path: str | Path) -> None:
             if nested:
                 raise ConfigError(f"{path}: loss_options.{loss}.{nested[0]} is a table; "
                                   "loss options are values")
+
+
+def _check_file_keys(table: dict[str, Any], path: str | Path) -> None:
+    """``losses`` a list of names (one string used to be read letter by letter: "unknown loss
+    'n'"), ``seeds`` an integer >= 1 (a string reached the comparison as a traceback)."""
+    losses = table.get("losses", [])
+    if isinstance(losses, str):
+        raise ConfigError(f"{path}: losses must be a list of loss names: losses = [{toml_string(losses)}]")
+    if not isinstance(losses, list) or not all(isinstance(name, str) for name in losses):
+        raise ConfigError(f"{path}: losses must be a list of loss names, got {losses!r}")
+    seeds = table.get("seeds", 1)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"{path}: seeds must be an integer >= 1, got {seeds!r}")
 
 
 def _refuse_unknown(table: dict[str, Any], known: set[str], path: str | Path, prefix: str) -> None:
