@@ -166,3 +166,38 @@ def test_hidden_entries_are_no_class_and_empty_class_folders_are_refused(tmp_pat
     run = tmp_path / "run"
     assert main(["train", "--dataset", "imagefolder", "--data-root", str(root), "--output", str(run)]) == 2
     assert "class01b" in _err(capsys) and not run.exists()
+
+
+def test_an_unreadable_test_image_fails_at_planning_not_after_training(tmp_path, capsys):
+    root = _folder(tmp_path / "images")
+    (root / "class03" / "1.png").write_bytes(b"not a png")
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "imagefolder", "--data-root", str(root), "--output", str(run)]) == 2
+    err = _err(capsys)
+    assert "(test split): 1 image(s) cannot be read" in err and "class03/1.png" in err
+    assert not run.exists()
+    assert main(["check-data", "--dataset", "imagefolder", "--data-root", str(root)]) == 1
+    assert "class03/1.png" in capsys.readouterr().out
+
+
+def test_a_decompression_bomb_is_a_bad_image_not_a_crash(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    root = _folder(tmp_path / "images")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # a 20 x 14 image is then over 2x the limit
+    assert main(["check-data", "--dataset", "imagefolder", "--data-root", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert out.count("exceeds limit") == 8  # every image reported, none crashed the command
+    assert main(["train", "--dataset", "imagefolder", "--data-root", str(root), "--output", str(tmp_path / "r")]) == 2
+    assert "exceeds limit" in _err(capsys) and not (tmp_path / "r").exists()
+
+
+def test_one_image_per_class_is_refused_before_training(tmp_path, capsys):
+    root = _folder(tmp_path / "images", classes=6, per_class=1)
+    for c in range(3):
+        _image(root / f"class{c:02d}" / "1.png", 100 + c)  # the training classes have two
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "imagefolder", "--data-root", str(root), "--output", str(run),
+                 "--backbone", "convnet4", "--batch-size", "4", "--samples-per-class", "2"]) == 2
+    assert "one image per class: no query has another image of its class" in _err(capsys)
+    assert not run.exists()

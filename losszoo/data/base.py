@@ -56,6 +56,11 @@ class LabelledDataset(Dataset):
         return len(self.labels)
 
 
+# PIL's (and a zip's) errors; a decompression bomb (PIL refuses images over 2 x
+# Image.MAX_IMAGE_PIXELS) is no OSError.
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, KeyError, Image.DecompressionBombError)
+
+
 class FileImageReader:
     """Open an image file with PIL and convert it to ``mode``; optionally invert it (ink -> high)."""
 
@@ -76,7 +81,16 @@ class FileImageReader:
                 if self.invert:
                     image = ImageOps.invert(image.convert("L"))
                 return image.convert(mode)
-        except (OSError, SyntaxError, ValueError, KeyError) as exc:  # PIL's (and a zip's) errors
+        except DECODE_ERRORS as exc:
+            raise DataError(f"cannot decode image {self.describe(item)}: {exc}") from exc
+
+    def check_header(self, item: str | os.PathLike) -> None:
+        """Read ``item``'s header only (format and size, no pixels): ``DataError`` naming it
+        when it is no image, or one so large that decoding it is refused (a decompression bomb)."""
+        try:
+            with self._open(item):
+                pass
+        except DECODE_ERRORS as exc:
             raise DataError(f"cannot decode image {self.describe(item)}: {exc}") from exc
 
 

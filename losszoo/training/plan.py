@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from losszoo.data import get_dataset_spec
+from losszoo.data.check import bad_headers
 from losszoo.data.registry import DatasetSpec, SplitSource
 from losszoo.data.splits import validation_classes
 from losszoo.data.subset import first_classes, split_by_classes
@@ -106,8 +107,9 @@ class RunPlan:
         return resolve_device(self.config.device)
 
 
-def plan_run(config: TrainConfig) -> RunPlan:
-    """Resolve and check ``config``; raise ``ConfigError`` / ``DataError`` naming the problem."""
+def plan_run(config: TrainConfig, *, check_images: bool = True) -> RunPlan:
+    """Resolve and check ``config``; raise ``ConfigError`` / ``DataError`` naming the problem.
+    ``check_images``: read every listed image's header (``check-data`` decodes them instead)."""
     loss = _lookup(get_loss_spec, config.loss)
     options = loss.resolve(config.loss_options)
     sampler = _lookup(SAMPLERS.canonical, config.sampler or loss.sampler)
@@ -121,6 +123,8 @@ def plan_run(config: TrainConfig) -> RunPlan:
 
     eval_splits = () if config.protocol == "tune" else tuple(s for s in dataset.splits if s != TRAIN_SPLIT)
     splits = {name: _read_split(dataset, name, config) for name in (TRAIN_SPLIT, *eval_splits)}
+    if check_images:
+        _check_headers(dataset, splits, config.max_classes)
     validation: tuple[int, ...] = ()
     if config.holds_out_validation:
         validation = tuple(int(c) for c in validation_classes(
@@ -180,6 +184,21 @@ def _check_backbone(name: str) -> str:
         return BACKBONES.canonical(name)
     except KeyError as exc:
         raise ConfigError(f"{exc.args[0]}; or 'timm:<name>' for any timm model") from None
+
+
+def _check_headers(dataset: DatasetSpec, splits: dict[str, SplitListing], max_classes: int | None) -> None:
+    """An unreadable image (header: format and size) of the classes used fails now, not
+    after training."""
+    for split, listing in splits.items():
+        source = listing.source
+        used = None
+        if max_classes:  # the first classes in label order (contiguous_labels')
+            order = getattr(source, "classes", None) or sorted(set(source.raw_labels))
+            used = set(list(order)[:max_classes])
+        bad = bad_headers(source, used)
+        if bad:
+            raise DataError(f"dataset {dataset.name!r} ({split} split): {len(bad)} image(s) cannot be "
+                            f"read, e.g. {bad[0]}; losszoo check-data lists them all")
 
 
 def _read_split(dataset: DatasetSpec, split: str, config: TrainConfig) -> SplitListing:
@@ -252,6 +271,10 @@ def _check_evaluation(plan: RunPlan) -> None:
                 f"{what} of {plan.dataset.name!r} has {populated} class(es): retrieval metrics "
                 "need at least 2 (raise --max-classes or use another split)"
             )
+        if retrievable == sum(sizes) - 1 and max(sizes) < 2:
+            raise DataError(
+                f"{what} of {plan.dataset.name!r} has one image per class: no query has another "
+                "image of its class, so Recall@K and MAP@R are undefined")
         if largest_k > retrievable:
             raise DataError(
                 f"Recall@{largest_k} is impossible on {what} of {plan.dataset.name!r}: each query "
