@@ -125,3 +125,89 @@ def test_a_config_file_of_another_shape_is_named(tmp_path, capsys, content, name
     err = " ".join(capsys.readouterr().err.split())
     assert err.startswith(f"error: {config}: {named}"), err
     assert not output.exists()
+
+
+def _tiny_tune(out, *extra):
+    return ["tune", "--losses", "triplet", "--trials", "1", "-o", str(out), "--max-classes", "10",
+            "--batch-size", "10", "--ks", "1", "--epochs", "1", "--batches-per-epoch", "1", "--no-progress",
+            "--no-binary", *extra]
+
+
+@pytest.mark.parametrize("storage, named", [
+    ("notaurl", "--storage 'notaurl' is not a database URL"),
+    ("postgresql+nosuchdriver://u@h/db", "--storage 'postgresql+nosuchdriver://u@h/db'"),
+    ("sqlite:////nonexistent-folder/s.db", "the folder /nonexistent-folder of /nonexistent-folder/s.db does not exist"),
+])
+def test_tune_refuses_a_storage_it_cannot_use_before_writing(tmp_path, capsys, storage, named):
+    out = tmp_path / "t"
+    assert main(_tiny_tune(out, "--storage", storage)) == 2
+    assert named in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_corrupt_study_database_is_named(tmp_path, capsys):
+    out = tmp_path / "t"
+    out.mkdir()
+    (out / "study.db").write_bytes(b"SQLite format 3\0" + bytes(200))  # a truncated database
+    assert main(_tiny_tune(out)) == 2
+    assert f"{out / 'study.db'} is not a readable study database" in " ".join(capsys.readouterr().err.split())
+    assert sorted(p.name for p in out.iterdir()) == ["study.db"]
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--metric", "recall@1"], "--metric needs --tune N"),
+    (["--storage", "sqlite:///x.db"], "--storage needs --tune N"),
+    (["--tune", "0"], "--tune N runs N >= 1 trials per loss, got 0"),
+])
+def test_compare_refuses_tuning_options_it_would_ignore(tmp_path, capsys, flags, named):
+    out = tmp_path / "c"
+    assert main(["compare", "--untuned", "--losses", "triplet", *TINY, *flags, "-o", str(out)]) == 2
+    assert named in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_check_data_refuses_an_output_it_would_not_write(tmp_path, capsys):
+    assert main(["check-data", "--output", str(tmp_path / "bad.json")]) == 2
+    assert "check-data writes no file" in capsys.readouterr().err
+
+
+def test_tensorboard_without_the_package_is_refused_before_work(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    for command in (["train", "--loss", "triplet"], ["compare", "--untuned", "--losses", "triplet"]):
+        out = tmp_path / command[0]
+        assert main([*command, *TINY, "--tensorboard", "-o", str(out)]) == 2
+        assert "--tensorboard needs the tensorboard package" in capsys.readouterr().err
+        assert not out.exists()
+
+
+def test_a_log_csv_that_cannot_be_written_is_named(tmp_path):
+    from losszoo.errors import OutputError
+    from losszoo.training.logs import RunLog
+
+    (tmp_path / "log.csv").mkdir()  # in its way (a read-only file would be, but not for root)
+    with pytest.raises(OutputError, match=f"cannot write {tmp_path / 'log.csv'}"):
+        RunLog(tmp_path, ["head"])
+
+
+def test_eval_refuses_what_it_cannot_do_before_evaluating(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--loss", "triplet", *TINY, "--output", str(run)]) == 0
+    capsys.readouterr()
+    before = sorted(p.name for p in run.iterdir())
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    cases = [
+        (["--dim", "32"], f"{run / 'checkpoint.pt'} holds a convnet4 with dim 8: --dim 32 cannot load it"),
+        (["--backbone", "resnet18"], "--backbone resnet18 cannot load it"),
+        (["--retrieval-figure", "--figure-queries", "-1"], "--figure-queries must be >= 1, got -1"),
+        (["--save-embeddings", str(blocker / "sub")], f"cannot write {blocker / 'sub'}: {blocker} is a file"),
+        (["--output", str(blocker / "m.json")], f"cannot write {blocker}: {blocker} is a file"),
+    ]
+    for flags, named in cases:
+        assert main(["eval", str(run), *flags]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert err.startswith("error:") and named in err, err
+    assert sorted(p.name for p in run.iterdir()) == before and not list(tmp_path.glob("*.json"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from losszoo.cli.options import HelpFormatter, add_training_options, config_from_args, plain
+from losszoo.errors import ConfigError
 
 DATA_SETTINGS = frozenset({"config", "dataset", "data_root"})
 
@@ -23,10 +24,13 @@ def run(args: argparse.Namespace) -> int:
     from losszoo.training.inference import progress_lines
     from losszoo.training.plan import plan_run
 
+    if args.output:
+        raise ConfigError("check-data writes no file (the bad images are printed, one per line): "
+                          "drop --output, or redirect its output")
     config, _ = config_from_args(args)
     # Only the listing matters here: no K or batch check may refuse a dataset being checked.
     plan = plan_run(config.replace(protocol="final", eval_every=0, ks=(1,), batch_size=2,
-                                   samples_per_class=1))
+                                   samples_per_class=1), check_images=False)
     console = Console(stderr=True)
     bad: list[str] = []
     for name, listing in plan.splits.items():

@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tune", type=int, default=None, metavar="N",
                         help="first tune N trials per loss on validation classes (losszoo tune), "
                         "then compare with the best settings under protocol final over --seeds")
-    parser.add_argument("--metric", default="map_at_r", help="validation metric tuned (with --tune)")
+    parser.add_argument("--metric", default=None, help="validation metric tuned (with --tune; default map_at_r)")
     parser.add_argument("--storage", default=None, help="Optuna storage URL (with --tune)")
     add_warm_start_option(parser, note=" (with --tune)")
     parser.add_argument("--untuned", action="store_true",
@@ -50,8 +50,14 @@ def run(args: argparse.Namespace) -> int:
     from losszoo.distributed import init_distributed
     from losszoo.training.spec import load_comparison, run_comparison
 
-    if args.warm_start and not args.tune:
-        raise ConfigError("--warm-start needs --tune N (it seeds the tuning studies)")
+    from losszoo.tuning.study import DEFAULT_METRIC
+
+    if args.tune is not None and args.tune < 1:
+        raise ConfigError(f"--tune N runs N >= 1 trials per loss, got {args.tune} (omit --tune not to tune)")
+    for flag, value in (("--warm-start", args.warm_start), ("--metric", args.metric), ("--storage", args.storage)):
+        if value is not None and not args.tune:  # a tuning option, silently ignored without --tune
+            raise ConfigError(f"{flag} needs --tune N (it is a tuning option)")
+    args.metric = args.metric or DEFAULT_METRIC
     spec = load_comparison(command_line=command_line_settings(args), config_file=args.config,
                            untuned=args.untuned or bool(args.tune), losses=args.losses, seeds=args.seeds,
                            loss_options=loss_options(args), allow_untuned=args.allow_untuned or ())

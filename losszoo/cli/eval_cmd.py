@@ -4,11 +4,12 @@ run's dataset or another one."""
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 from losszoo.cli.options import EVAL_SETTINGS, HelpFormatter, add_training_options, config_from_args, plain
 from losszoo.cli.tables import print_table
-from losszoo.errors import ConfigError
+from losszoo.errors import ConfigError, OutputError
 from losszoo.training.config import TrainConfig
 
 
@@ -39,8 +40,13 @@ def run(args: argparse.Namespace) -> int:
     from losszoo.training.trainer import CHECKPOINT
 
     # Where extras go is settled before any work, so a missing folder fails at once.
+    for flag, value in (("--figure-queries", args.figure_queries), ("--figure-k", args.figure_k)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be >= 1, got {value}")
     embeddings_dir = _target(args.save_embeddings, args.run_dir, "--save-embeddings DIR")
     figure = _target(args.retrieval_figure, args.run_dir, "--retrieval-figure PNG", RETRIEVAL_FIGURE)
+    for path in (embeddings_dir, figure and figure.parent, args.output and Path(args.output).parent):
+        _check_writable(path)
     state = None
     if args.run_dir:
         path = Path(args.run_dir) / CHECKPOINT
@@ -48,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"no checkpoint at {path}: pass a losszoo train output folder")
         state = load_checkpoint(path)
         trained = TrainConfig.from_dict(state["config"])
+        for key in MODEL_SHAPE:  # the checkpoint's weights fit only the network they trained
+            given = getattr(args, key, None)
+            if given is not None and given != getattr(trained, key):
+                raise ConfigError(f"{path} holds a {trained.backbone} with dim {trained.dim}: "
+                                  f"--{key.replace('_', '-')} {given} cannot load it")
         # Settings given now (e.g. another dataset) apply on top of the run's own.
         config, _ = config_from_args(args, **{k: v for k, v in trained.to_dict().items()
                                                if getattr(args, k, None) is None})
@@ -71,6 +82,23 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         write_json(args.output, metrics)
     return 0
+
+
+MODEL_SHAPE = ("backbone", "dim")  # the settings a checkpoint's state dict is tied to
+
+
+def _check_writable(folder: Path | None) -> None:
+    """An output folder that cannot be written (its nearest existing folder refuses a file, or
+    a file stands in its way) is refused before the evaluation, not after it."""
+    if folder is None:
+        return
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise OutputError(f"cannot write {folder}: {existing} is a file")
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as exc:
+        raise OutputError(f"cannot write {folder}: {exc.strerror or exc}") from None
 
 
 def _target(value: str | bool | None, run_dir: str | None, flag: str, name: str | None = None) -> Path | None:

@@ -27,6 +27,7 @@ from losszoo.training.divergence import diverged_record
 from losszoo.training.plan import (
     RunPlan, build_model, evaluate, final_test_data, loss_name, plan_run, shards_class_weights,
 )
+from losszoo.training.logs import require_tensorboard
 from losszoo.training.provenance import provenance, utc_now
 from losszoo.training.records import read_record
 from losszoo.training.report import write_report
@@ -184,6 +185,8 @@ def compare(
     console = console or Console(stderr=True)
     if not context.is_main:
         console, progress = Console(quiet=True), False
+    if tensorboard:
+        require_tensorboard()
     runs = plan_comparison(base, output_dir, losses=losses, seeds=seeds, loss_options=loss_options,
                            loss_settings=loss_settings)
     records = []

@@ -10,17 +10,26 @@ and ``history.csv`` is rewritten whole from the checkpointed history, so after `
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import importlib.util
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from losszoo.errors import ConfigError, OutputError
 from losszoo.training.checkpoint import atomic_write, write_text
 
 STEP_LOG = "log.csv"
 HISTORY = "history.csv"
 TENSORBOARD = "tensorboard"
+
+
+def require_tensorboard() -> None:
+    """``ConfigError`` (before any work) when ``--tensorboard`` cannot write: no tensorboard."""
+    if importlib.util.find_spec("tensorboard") is None:
+        raise ConfigError("--tensorboard needs the tensorboard package: pip install 'losszoo[tensorboard]'")
 
 
 def step_columns(groups: Sequence[str]) -> list[str]:
@@ -34,17 +43,27 @@ class RunLog:
                  tensorboard: bool = False) -> None:
         self.folder = Path(folder)
         self.columns = step_columns(groups)
-        self._keep_rows(epochs_done)
-        self.handle = (self.folder / STEP_LOG).open("a", newline="")
-        self.writer = csv.writer(self.handle, lineterminator="\n")
-        if self.handle.tell() == 0:
-            self.writer.writerow(self.columns)
-            self.handle.flush()
+        with self._writing():
+            self._keep_rows(epochs_done)
+            self.handle = (self.folder / STEP_LOG).open("a", newline="")
+            self.writer = csv.writer(self.handle, lineterminator="\n")
+            if self.handle.tell() == 0:
+                self.writer.writerow(self.columns)
+                self.handle.flush()
         self.board = None
         if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
+            require_tensorboard()
+            from torch.utils.tensorboard import SummaryWriter
 
             self.board = SummaryWriter(str(self.folder / TENSORBOARD), purge_step=self._purge_step())
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A failed write of log.csv (read-only file, full disk) is an ``OutputError`` naming it."""
+        try:
+            yield
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.folder / STEP_LOG}: {exc.strerror or exc}") from None
 
     def _keep_rows(self, epochs_done: int) -> None:
         """Rewrite log.csv with the rows of the first ``epochs_done`` epochs only (a header of
@@ -73,8 +92,9 @@ class RunLog:
 
     def steps(self, rows: Sequence[Sequence[float]]) -> None:
         """Append step rows (values in ``columns`` order); flushed, so a crash loses none."""
-        self.writer.writerows([[int(r[0]), int(r[1]), *(f"{v:.6g}" for v in r[2:])] for r in rows])
-        self.handle.flush()
+        with self._writing():
+            self.writer.writerows([[int(r[0]), int(r[1]), *(f"{v:.6g}" for v in r[2:])] for r in rows])
+            self.handle.flush()
         if self.board is not None:
             for row in rows:
                 step = int(row[0])

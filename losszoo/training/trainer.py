@@ -50,7 +50,7 @@ from losszoo.training.checkpoint import load_checkpoint, output_lock, save_check
 from losszoo.training.config import TrainConfig
 from losszoo.training.divergence import DivergenceGuard
 from losszoo.training.inference import EvalArrays, EvalData
-from losszoo.training.logs import RunLog
+from losszoo.training.logs import RunLog, require_tensorboard
 from losszoo.training.optim import LazySparseSGD
 from losszoo.training.mining import MinedLoss
 from losszoo.training.provenance import provenance, utc_now
@@ -300,6 +300,8 @@ def train(
                       tensorboard)
     if not context.is_main:  # only rank 0 prints and writes
         session.console, session.progress = Console(quiet=True), False
+    if tensorboard:
+        require_tensorboard()
     state = check_output(plan, session.output_dir, resume=resume)
     for note in plan.notes:
         session.console.log(f"note: {note}")

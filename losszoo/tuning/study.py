@@ -24,7 +24,7 @@ from typing import Any
 
 from rich.console import Console
 
-from losszoo.errors import ConfigError, DivergedError
+from losszoo.errors import ConfigError, DivergedError, OutputError
 from losszoo.hyperparams import Choice, LogUniform, SearchRange
 from losszoo.losses import get_loss_spec
 from losszoo.training.checkpoint import atomic_write, folder_name, write_json, write_text
@@ -33,6 +33,7 @@ from losszoo.training.divergence import DIVERGED
 from losszoo.training.inference import metric_names
 from losszoo.training.plan import loss_name, plan_run
 from losszoo.training.trainer import train
+from losszoo.tuning.storage import check_storage
 
 # Shared knobs that interact with every loss (Musgrave et al. 2020 tune lr per loss; the batch
 # composition, classes per batch vs samples per class at a fixed batch size, follows
@@ -129,7 +130,7 @@ def tune_loss(
     name = loss_name(loss)
     folder = output_dir / folder_name(name)
     folder.mkdir(parents=True, exist_ok=True)
-    storage = open_storage(storage or f"sqlite:///{(output_dir / 'study.db').resolve()}")
+    storage = open_storage(storage or study_url(output_dir))
     probe = plan_run(base.replace(loss=name, protocol="tune"))  # listings only: no image read
     space = search_space(name, base.batch_size,
                          probe.splits["train"].num_classes - len(probe.validation_classes))
@@ -228,6 +229,11 @@ def trial_sampler(sampler_seed: int, trial_number: int) -> Any:
     return optuna.samplers.TPESampler(seed=seed)
 
 
+def study_url(output_dir: Path) -> str:
+    """The default storage: an SQLite file in the output folder."""
+    return f"sqlite:///{(Path(output_dir) / 'study.db').resolve()}"
+
+
 def open_storage(url: str, *, attempts: int = 5) -> Any:
     """Optuna's RDB storage at ``url``. Workers started together on a new database race to
     create its tables, and the loser fails with "table ... already exists" (optuna/optuna#1092:
@@ -244,7 +250,11 @@ def open_storage(url: str, *, attempts: int = 5) -> Any:
             if not (isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)):
                 raise
             time.sleep(0.2 * attempt)
-    return optuna.storages.RDBStorage(url)
+    try:
+        return optuna.storages.RDBStorage(url)
+    except sqlalchemy.exc.SQLAlchemyError as exc:  # e.g. a read-only folder or database
+        reason = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+        raise OutputError(f"cannot open the study storage {url}: {reason}") from None
 
 
 def _best_value(study: Any) -> float | None:
@@ -318,8 +328,12 @@ def tune(
         if name in (warm_start or {}):
             starts[name] = warm_config(base, name, *warm_start[name])
     output_dir = Path(output_dir)
+    check_storage(storage or study_url(output_dir), folder_made=storage is None)
     _check_existing_studies(output_dir, storage, names, base)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write {output_dir}: {exc.strerror or exc}") from None
     results = [tune_loss(base, name, output_dir, trials=trials, metric=metric, storage=storage,
                          sampler_seed=sampler_seed, console=console, warm_start=starts.get(name))
                for name in names]
