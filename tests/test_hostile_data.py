@@ -201,3 +201,23 @@ def test_one_image_per_class_is_refused_before_training(tmp_path, capsys):
                  "--backbone", "convnet4", "--batch-size", "4", "--samples-per-class", "2"]) == 2
     assert "one image per class: no query has another image of its class" in _err(capsys)
     assert not run.exists()
+
+
+def test_image_names_that_are_not_utf8_are_saved_with_the_embeddings(tmp_path):
+    """Saving embeddings used to fail after the evaluation on a file name that is not UTF-8."""
+    import numpy as np
+
+    from losszoo.evaluation.evaluate import Neighbors
+    from losszoo.training.embeddings import load_embeddings, save_embeddings
+    from losszoo.training.inference import EvalArrays, EvalData
+
+    root = _folder(tmp_path / "images")
+    odd = os.fsdecode(bytes(root / "class02") + b"/caf\xe9.png")
+    _image(Path(odd), 5)
+    test = load_split("imagefolder", "test", root=root, input_spec=SMALL_RGB)
+    n = len(test)
+    arrays = EvalArrays(np.zeros((n, 2), np.float32), test.labels.numpy(),
+                        Neighbors(np.zeros((n, 1), np.int64), np.zeros((n, 1), np.float32), "cosine"))
+    save_embeddings(tmp_path / "out", arrays, EvalData(test))
+    _, rows = load_embeddings(tmp_path / "out")
+    assert odd in [row["path"] for row in rows] and Path(odd).is_file()

@@ -59,7 +59,9 @@ def save_embeddings(folder: str | Path, arrays: EvalArrays, data: EvalData) -> l
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["split", "index", "label", "class", "path"])
     writer.writerows(rows)
-    items = atomic_write(folder / ITEMS, lambda fh: fh.write(buffer.getvalue().encode()))
+    # A file or class name that is not UTF-8 (the OS hands it over as surrogates) is written as
+    # its own bytes, so the path in items.csv still opens the image.
+    items = atomic_write(folder / ITEMS, lambda fh: fh.write(buffer.getvalue().encode(errors="surrogateescape")))
     return [npz, items]
 
 
@@ -80,5 +82,5 @@ def load_embeddings(folder: str | Path) -> tuple[EvalArrays, list[dict[str, str]
         raise CorruptFileError(f"{path} holds pickled objects, which are not loaded ({exc})") from None
     except (OSError, KeyError, zipfile.BadZipFile) as exc:
         raise CorruptFileError(f"{path} is not a readable embeddings file ({exc})") from None
-    with (folder / ITEMS).open(newline="") as fh:
+    with (folder / ITEMS).open(newline="", encoding="utf-8", errors="surrogateescape") as fh:
         return arrays, list(csv.DictReader(fh))
