@@ -46,8 +46,8 @@ def test_a_miner_option_from_a_config_file_is_checked_too(tmp_path, capsys):
 
 def test_pair_losses_declare_that_they_need_positives_and_classifiers_do_not():
     needs = {name for name in list_losses(namespaced=False) if get_loss_spec(name).needs_positive_pairs}
-    assert {"contrastive", "triplet", "margin", "lifted", "npair"} <= needs
-    assert not needs & {"normsoftmax", "cosface", "proxynca"}
+    assert {"contrastive", "triplet", "margin", "lifted", "npair", "multisimilarity", "supcon"} <= needs
+    assert not needs & {"normsoftmax", "cosface", "proxynca", "arcface", "proxyanchor"}
 
 
 def test_a_classification_loss_trains_with_one_sample_per_class(tmp_path):

@@ -33,6 +33,7 @@ from losszoo.losses.registry import register_loss
 # base 0.63-0.85, epsilon 0.34-0.72.
 @register_loss(
     "multisimilarity", sampler="class_balanced", group="modern", aliases=("ms",), tags=("pair",),
+    needs_positive_pairs=True,
     hyperparameters={
         "alpha": Hyper(gt=0, search=LogUniform(0.5, 32.0)),
         "beta": Hyper(gt=0, search=LogUniform(10.0, 200.0)),

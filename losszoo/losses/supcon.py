@@ -25,7 +25,7 @@ from losszoo.losses.registry import register_loss
 # with one positive per term: 0.0091 (CUB), 0.0219 (Cars), 0.0415 (CUB, batch 256); their SOP
 # optimum, 0.0002, is practically a hard maximum and is left out.
 @register_loss(
-    "supcon", sampler="class_balanced", group="modern", tags=("pair",),
+    "supcon", sampler="class_balanced", group="modern", tags=("pair",), needs_positive_pairs=True,
     hyperparameters={"temperature": Hyper(gt=0, search=LogUniform(0.005, 1.0))},
 )
 class SupCon(MetricLoss):

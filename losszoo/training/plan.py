@@ -241,7 +241,10 @@ def _check_sampler(plan: RunPlan) -> None:
 
 def _check_positive_pairs(plan: RunPlan, first_batch: np.ndarray) -> None:
     """A pair or triplet loss (or any miner) on batches without two samples of one class would
-    be 0 at every step: refuse it, judged on the sampler's first batch."""
+    be 0 at every step: refuse it, judged on the sampler's first batch (a cross-batch memory
+    supplies positives from earlier batches: no refusal then)."""
+    if plan.config.xbm:
+        return
     needs = "loss " + repr(plan.loss.name) if plan.loss.needs_positive_pairs else (
         "miner " + repr(plan.config.miner) if plan.miner is not None else None)
     if needs and len(np.unique(first_batch)) == len(first_batch):
