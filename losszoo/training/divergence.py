@@ -60,7 +60,8 @@ class DivergenceGuard:
             return
         self._hook.remove()
         parameters = [*self.run.model.parameters(), *self.run.loss.parameters()]
-        if parameters and not bool(torch.stack([torch.isfinite(p).all() for p in parameters]).all()):
+        finite = not parameters or bool(torch.stack([torch.isfinite(p).all() for p in parameters]).all())
+        if not self._everywhere(finite):  # sharded class weights differ per rank
             self._stop("the weights are no longer finite after the epoch's last step")
 
     def _stop(self, what: str) -> None:
