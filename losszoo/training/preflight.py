@@ -20,7 +20,9 @@ def check_plan_fits(plan: object) -> None:
     """Refuse ``plan`` (a ``RunPlan``) when its network cannot take its images or its
     parameters alone exceed the device's memory."""
     config = plan.config
-    size, channels, parameters = _shape(config.backbone, config.dim, config.image_size)
+    parameters = _parameters(config.backbone, config.dim, config.image_size)
+    if parameters is None:  # a backbone that cannot be built on meta: nothing to check here
+        return
     loss_rows = plan.splits["train"].num_classes if plan.loss.needs_num_classes else 0
     needed = (parameters + loss_rows * config.dim) * BYTES_PER_PARAMETER
     available = _memory(plan.device)
@@ -32,18 +34,32 @@ def check_plan_fits(plan: object) -> None:
 
 
 @functools.lru_cache(maxsize=32)
-def _shape(backbone: str, dim: int, image_size: int | None) -> tuple[int, int, int]:
-    """(input size, channels, parameter count) of the model, after one forward pass on meta."""
-    with torch.device("meta"):
-        model = create_model(backbone, dim, pretrained=False)
+def _parameters(backbone: str, dim: int, image_size: int | None) -> int | None:
+    """The model's parameter count, after one forward pass on meta at ``image_size``; None
+    when the backbone cannot be built or run on meta at all (its own default size fails too)."""
+    try:
+        with torch.device("meta"):
+            model = create_model(backbone, dim, pretrained=False).eval()
+    except Exception:  # noqa: BLE001 - e.g. an init that reads a value; the real build will say
+        return None
     spec = model.input_spec
     size = image_size or spec.image_size
     try:
-        model.eval()(torch.empty(2, spec.channels, size, size, device="meta"))
-    except RuntimeError as exc:
+        model(torch.empty(2, spec.channels, size, size, device="meta"))
+    except Exception as exc:  # noqa: BLE001
+        if size == spec.image_size or not _runs(model, spec.channels, spec.image_size):
+            return None
         raise ConfigError(f"image_size {size} is too small for backbone {backbone} "
                           f"({str(exc).splitlines()[0]}); its default is {spec.image_size}") from None
-    return size, spec.channels, sum(p.numel() for p in model.parameters())
+    return sum(p.numel() for p in model.parameters())
+
+
+def _runs(model: torch.nn.Module, channels: int, size: int) -> bool:
+    try:
+        model(torch.empty(2, channels, size, size, device="meta"))
+    except Exception:  # noqa: BLE001
+        return False
+    return True
 
 
 def _memory(device: torch.device) -> int | None:
