@@ -15,7 +15,6 @@ did not tune is refused unless named in ``allow_untuned``, and then its row is m
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
