@@ -27,7 +27,9 @@ from losszoo.models import (
     list_backbones,
     register_backbone,
 )
+from losszoo.models import pretrained as pretrained_module
 from losszoo.models.pretrained import hub_checkpoint_path
+from losszoo.models.weights import WeightsError, file_sha256
 
 TORCHVISION_FEATURE_DIMS = {
     "resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048, "googlenet": 1024,
@@ -310,27 +312,44 @@ def test_pretrained_weights_offline_fail_at_once_with_instructions(offline_hub):
     assert isinstance(info.value.__cause__, urllib.error.URLError)
 
 
-@pytest.mark.parametrize("name", ["resnet18", "googlenet"])
-def test_pretrained_weights_load_from_the_hub_cache(offline_hub, name):
-    """A state dict saved under the weights' file name loads with no network.
-
-    torchvision asks for ``check_hash=True``, but torch.hub verifies the sha256 prefix in the
-    file name (``resnet18-f37072fd.pth``) only right after a download, never for a file already
-    in the cache, so a freshly initialised model saved under that name stands in for ImageNet's.
-    """
-    weights = torchvision.models.get_model_weights(name).IMAGENET1K_V1
+def _reference_network(name: str) -> nn.Module:
     if name == "googlenet":  # the checkpoint holds the auxiliary classifiers too
-        reference = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False)
-    else:
-        reference = torchvision.models.get_model(name, weights=None)
-    state = reference.state_dict()
-    path = hub_checkpoint_path(weights.url)
+        return torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False)
+    return torchvision.models.get_model(name, weights=None)
+
+
+def test_a_file_under_the_hub_cache_name_is_checked_against_its_hash_prefix(offline_hub):
+    """torch.hub checks the sha256 prefix in the name (``resnet18-f37072fd.pth``) only right
+    after a download; losszoo checks a file already in the cache too, before trusting it."""
+    path = hub_checkpoint_path(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url)
     path.parent.mkdir(parents=True)
-    torch.save(state, path)
+    torch.save(_reference_network("resnet18").state_dict(), path)
+    with pytest.raises(WeightsError, match=r"resnet18-f37072fd\.pth: sha256 .* does not start "
+                                            r"with f37072fd") as info:
+        create_model("resnet18", 32, pretrained=True)
+    assert "\n" not in str(info.value) and offline_hub == []
+
+
+@pytest.mark.parametrize("name", ["resnet18", "googlenet"])
+def test_pretrained_weights_load_from_the_hub_cache(offline_hub, monkeypatch, tmp_path, name):
+    """A state dict in the cache under a name whose hash prefix it matches loads with no
+    network, and is recorded as the weights' source. (A file with torchvision's real prefix
+    cannot be forged here, so the cache path is redirected to one named after the file's own
+    sha256.)"""
+    weights = torchvision.models.get_model_weights(name).IMAGENET1K_V1
+    state = _reference_network(name).state_dict()
+    staging = tmp_path / "staging.pth"
+    torch.save(state, staging)
+    path = tmp_path / "checkpoints" / f"{name}-{file_sha256(staging)[:8]}.pth"
+    path.parent.mkdir()
+    staging.rename(path)
+    monkeypatch.setattr(pretrained_module, "hub_checkpoint_path", lambda url: path)
+
 
     model = create_model(name, 32, pretrained=True)
     assert offline_hub == []  # no download attempted
-    assert model.is_pretrained
+    assert model.is_pretrained and model.weights.path == str(path)
+    assert model.weights.source == f"torchvision {weights}"
     loaded = model.backbone.state_dict()
     for key, value in loaded.items():
         torch.testing.assert_close(value, state[key], msg=key)

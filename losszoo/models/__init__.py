@@ -6,13 +6,14 @@
     28
 
 Importing this package registers the built-in backbones (torchvision is imported only when
-one is built; timm only for ``"timm:<model>"``).
+one is built; timm only for ``"timm:<model>"`` and the EfficientNet-Lite nets).
 """
 
-from losszoo.models import convnet4, torchvision_backbones  # noqa: F401  (registration)
+from losszoo.models import convnet4, efficientnet_lite, torchvision_backbones  # noqa: F401  (registration)
 from losszoo.models.embedding import EmbeddingModel, create_model
 from losszoo.models.input_spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 from losszoo.models.pretrained import WeightsUnavailableError
+from losszoo.models.weights import WeightsError, WeightsRecord
 from losszoo.models.registry import (
     BACKBONES,
     Backbone,
@@ -28,6 +29,8 @@ __all__ = [
     "Backbone",
     "EmbeddingModel",
     "InputSpec",
+    "WeightsError",
+    "WeightsRecord",
     "WeightsUnavailableError",
     "build_backbone",
     "create_model",

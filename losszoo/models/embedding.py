@@ -9,6 +9,7 @@ evaluation uses cosine similarity. :meth:`EmbeddingModel.embed` normalizes for i
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 
 import torch
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 
 from losszoo.models.input_spec import InputSpec
 from losszoo.models.registry import build_backbone
+from losszoo.models.weights import WeightsRecord
 
 
 class EmbeddingModel(nn.Module):
@@ -29,6 +31,7 @@ class EmbeddingModel(nn.Module):
         input_spec: the preprocessing the backbone expects.
         name: the backbone's registry name (informative).
         pretrained: whether the backbone holds pretrained weights (informative).
+        weights: where those weights came from, when known (provenance).
 
     The linear layer keeps ``nn.Linear``'s default init: the paper finds that the LayerNorm
     before it makes training insensitive to the init of the new layer (Sec. 4.4.1).
@@ -43,6 +46,7 @@ class EmbeddingModel(nn.Module):
         *,
         name: str = "",
         pretrained: bool = False,
+        weights: WeightsRecord | None = None,
     ) -> None:
         super().__init__()
         _check_width("feature_dim", feature_dim)
@@ -52,6 +56,7 @@ class EmbeddingModel(nn.Module):
         self.input_spec = input_spec
         self.backbone_name = name
         self.is_pretrained = pretrained
+        self.weights = weights
         projection: nn.Module = (
             nn.Identity() if dim == feature_dim else nn.Linear(feature_dim, dim, bias=False)
         )
@@ -97,15 +102,17 @@ def _check_width(name: str, value: int) -> None:
         raise ValueError(f"{name} must be >= 1, got {value}")
 
 
-def create_model(backbone: str, dim: int, *, pretrained: bool = True) -> EmbeddingModel:
+def create_model(backbone: str, dim: int, *, pretrained: bool = True,
+                 weights: str | os.PathLike | None = None) -> EmbeddingModel:
     """An :class:`EmbeddingModel` on the backbone ``backbone`` with ``dim``-wide embeddings.
 
     ``pretrained=True`` loads ImageNet weights for ImageNet backbones (from the torch hub cache,
     or downloaded; a :class:`WeightsUnavailableError` explains what to do offline). Backbones without
-    pretrained weights (``convnet4``) start from random init either way. Names: see
+    pretrained weights (``convnet4``) start from random init either way. ``weights``: a local
+    state dict file for the backbone instead (:mod:`losszoo.models.weights`). Names: see
     :func:`losszoo.models.list_backbones`; ``"timm:<model>"`` builds a timm model.
     """
     _check_width("dim", dim)
-    built = build_backbone(backbone, pretrained=pretrained)
+    built = build_backbone(backbone, pretrained=pretrained, weights=weights)
     return EmbeddingModel(built.module, built.feature_dim, dim, built.input_spec,
-                          name=backbone, pretrained=built.pretrained)
+                          name=backbone, pretrained=built.pretrained, weights=built.weights)

@@ -12,9 +12,12 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pathlib import Path
+
 from torch import nn
 
 from losszoo.models.input_spec import InputSpec
+from losszoo.models.weights import WeightsError, WeightsRecord, load_weights
 from losszoo.registry import Registry
 
 ENTRY_POINT_GROUP = "losszoo.backbones"
@@ -31,12 +34,17 @@ class Backbone:
         feature_dim: F, the width of the pooled features.
         input_spec: the preprocessing the module expects.
         pretrained: whether pretrained weights were loaded into ``module``.
+        weights: where they came from (file and sha256), when the factory knows.
+        head_keys: key prefixes of the classifier the factory removed: a full network's
+            weights file may hold them (``--weights``), and they are dropped.
     """
 
     module: nn.Module
     feature_dim: int
     input_spec: InputSpec
     pretrained: bool
+    weights: WeightsRecord | None = None
+    head_keys: tuple[str, ...] = ()
 
 
 BackboneFactory = Callable[[bool], Backbone]
@@ -93,8 +101,17 @@ def list_backbones(pattern: str = "*") -> list[str]:
     return names
 
 
-def build_backbone(name: str, *, pretrained: bool = True) -> Backbone:
-    """Build the backbone ``name`` (a registered name, an alias, or ``"timm:<model>"``)."""
+def build_backbone(name: str, *, pretrained: bool = True,
+                   weights: str | Path | None = None) -> Backbone:
+    """Build the backbone ``name`` (a registered name, an alias, or ``"timm:<model>"``).
+
+    ``weights``: a local state dict file loaded instead of the backbone's default weights
+    (``pretrained`` is then ignored; see :mod:`losszoo.models.weights`).
+    """
+    if weights is not None:
+        if not Path(weights).is_file():  # before building anything
+            raise WeightsError(f"weights file not found: {weights}")
+        return load_weights(build_backbone(name, pretrained=False), weights, name=name)
     if not isinstance(name, str):
         raise TypeError(f"backbone name must be a string, got {type(name).__name__}")
     if name.lower().startswith(TIMM_PREFIX):

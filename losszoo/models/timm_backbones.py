@@ -2,17 +2,30 @@
 
 The model is built with ``num_classes=0``, so it returns its globally pooled features
 (``model.num_features`` wide); its preprocessing comes from ``timm.data.resolve_data_config``.
+
+Pretrained weights come from the Hugging Face cache (``HF_HOME``) when they are there, read
+without network. When they are not, the download is tried only if the hub can be reached
+within seconds (and not at all under ``HF_HUB_OFFLINE=1``): offline, huggingface_hub would
+otherwise retry for over a minute before failing.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
+import os
+import socket
 from types import ModuleType
+from urllib.parse import urlparse
 
 from losszoo.models.input_spec import InputSpec
 from losszoo.models.pretrained import WeightsUnavailableError
 from losszoo.models.registry import Backbone
+from losszoo.models.weights import WeightsRecord, file_sha256
+
+HUB_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm asks the hub for, in order
+REACH_TIMEOUT_S = 3.0
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 
 
 def _import_timm() -> ModuleType:
@@ -48,12 +61,52 @@ def build_timm_backbone(model_name: str, *, pretrained: bool) -> Backbone:
         close = difflib.get_close_matches(model_name, timm.list_models(), n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join('timm:' + c for c in close)}?" if close else ""
         raise KeyError(f"unknown timm model {model_name!r}.{hint} See timm.list_models().")
+    overlay, record = (_cached_weights(timm, model_name) if pretrained else ({}, None))
     try:
-        model = timm.create_model(model_name, pretrained=pretrained, num_classes=0)
+        model = timm.create_model(model_name, pretrained=pretrained, num_classes=0,
+                                  pretrained_cfg_overlay=overlay or None)
     except OSError as exc:  # huggingface_hub's "not in the local cache and no connection"
         raise WeightsUnavailableError(
             f"could not download pretrained weights for timm:{model_name}: {exc}. Offline? "
-            "Put them in the Hugging Face cache (HF_HOME) and set HF_HUB_OFFLINE=1, or pass "
+            "Put them in the Hugging Face cache (HF_HOME), pass --weights FILE, or pass "
             "pretrained=False (--no-pretrained)."
         ) from exc
-    return Backbone(model, int(model.num_features), _input_spec(timm, model), bool(pretrained))
+    head = model.pretrained_cfg.get("classifier") or "classifier"
+    heads = head if isinstance(head, (list, tuple)) else (head,)
+    return Backbone(model, int(model.num_features), _input_spec(timm, model), bool(pretrained),
+                    weights=record, head_keys=tuple(f"{h}." for h in heads))
+
+
+def _cached_weights(timm: ModuleType, model_name: str) -> tuple[dict, WeightsRecord | None]:
+    """timm's ``pretrained_cfg_overlay`` reading the weights from the Hugging Face cache, and
+    their record; ``({}, None)`` for weights that do not come from the hub. Fails fast, naming
+    the repository and file, when they are not cached and the hub cannot be reached."""
+    repo = timm.models.get_pretrained_cfg(model_name).to_dict().get("hf_hub_id")
+    if not repo:
+        return {}, None
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    for name in HUB_FILES:
+        cached = try_to_load_from_cache(repo, name)
+        if isinstance(cached, str):
+            record = WeightsRecord(f"Hugging Face {repo}", cached, file_sha256(cached))
+            return {"file": cached, "source": "", "hf_hub_id": None}, record
+    if constants.HF_HUB_OFFLINE or not _reachable(constants.ENDPOINT):
+        why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else f"{constants.ENDPOINT} cannot be reached"
+        raise WeightsUnavailableError(
+            f"no pretrained weights for timm:{model_name}: {repo}/{HUB_FILES[0]} is not in the Hugging "
+            f"Face cache ({constants.HF_HUB_CACHE}) and {why}; download it there, pass --weights FILE, "
+            "or pass pretrained=False (--no-pretrained)")
+    return {}, None
+
+
+def _reachable(endpoint: str) -> bool:
+    """Whether a TCP connection to ``endpoint`` opens within seconds (assumed so behind a proxy)."""
+    if any(os.environ.get(v) for v in PROXY_VARIABLES):
+        return True
+    url = urlparse(endpoint)
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=REACH_TIMEOUT_S):
+            return True
+    except OSError:
+        return False

@@ -25,12 +25,14 @@ def _resnet(arch: str, pretrained: bool) -> Backbone:
     from torchvision import models
 
     net = models.get_model(arch, weights=None)
+    record = None
     if pretrained:
-        weights = models.get_model_weights(arch)[PAPER_WEIGHTS]
-        net.load_state_dict(load_torchvision_weights(weights, arch))
+        state, record = load_torchvision_weights(models.get_model_weights(arch)[PAPER_WEIGHTS], arch)
+        net.load_state_dict(state)
     feature_dim = net.fc.in_features
     net.fc = nn.Identity()
-    return Backbone(net, feature_dim, imagenet_input_spec(224), pretrained)
+    return Backbone(net, feature_dim, imagenet_input_spec(224), pretrained, weights=record,
+                    head_keys=("fc.",))
 
 
 for _depth in RESNET_DEPTHS:
@@ -49,11 +51,12 @@ def googlenet(pretrained: bool) -> Backbone:
     """
     from torchvision import models
 
+    record = None
     if pretrained:
         net = models.googlenet(weights=None, aux_logits=True, transform_input=True,
                                init_weights=False)
-        weights = models.GoogLeNet_Weights[PAPER_WEIGHTS]
-        net.load_state_dict(load_torchvision_weights(weights, "googlenet"))
+        state, record = load_torchvision_weights(models.GoogLeNet_Weights[PAPER_WEIGHTS], "googlenet")
+        net.load_state_dict(state)
         net.aux_logits = False
         net.aux1 = net.aux2 = None
     else:
@@ -62,4 +65,6 @@ def googlenet(pretrained: bool) -> Backbone:
     feature_dim = net.fc.in_features
     net.dropout = nn.Identity()  # the dropout sits between pool5 and the classifier
     net.fc = nn.Identity()
-    return Backbone(net, feature_dim, imagenet_input_spec(227), pretrained)
+    # A --weights file is loaded into the net built without weights (no input transform).
+    return Backbone(net, feature_dim, imagenet_input_spec(227), pretrained, weights=record,
+                    head_keys=("fc.", "aux1.", "aux2."))

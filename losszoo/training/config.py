@@ -103,10 +103,15 @@ class TrainConfig:
     miner_options: dict[str, Any] = setting({}, None, "--miner-option", **_TRAINING,
                                             help="miner argument, repeatable (values parsed like --loss-option)")
     backbone: str = setting("resnet50", _TEXT, "--backbone",
-                            "resnet18/34/50/101, googlenet, convnet4, or timm:<name>", **_DATA)
+                            "resnet18/34/50/101, googlenet, convnet4, efficientnet_lite0/1/2, or timm:<name>",
+                            **_DATA)
     dim: int = setting(512, _COUNT, "--dim", "embedding dimension", **_DATA)
     pretrained: bool = setting(True, _SWITCH, "--no-pretrained", "do not load ImageNet weights", const=False,
                                show_default=False, **_DATA)
+    # A local state dict for the backbone (models/weights.py); replaces its default weights.
+    weights: str | None = setting(None, _MAYBE_TEXT, "--weights", metavar="FILE", show_default=False,
+                                  help="the backbone's weights from a local state dict (torch.save), "
+                                  "loaded strictly", **_DATA)
     dataset: str = setting("omniglot", _TEXT, "--dataset",
                            "omniglot (embedded), cub200, cars196, sop, inshop, imagefolder", **_DATA)
     data_root: str | None = setting(None, _MAYBE_TEXT, "--data-root",
@@ -224,6 +229,8 @@ class TrainConfig:
             relevant.pop("miner", None), relevant.pop("miner_options", None)
         if not self.xbm:  # nor runs without a cross-batch memory
             relevant.pop("xbm", None), relevant.pop("xbm_start", None)
+        if self.weights is None:  # nor runs without a weights file
+            relevant.pop("weights", None)
         blob = json.dumps(relevant, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 

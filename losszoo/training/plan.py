@@ -311,7 +311,8 @@ def build_model(plan: RunPlan) -> nn.Module:
     """The embedding model, seeded by the run's seed, on the plan's device."""
     seed_everything(plan.config.seed)
     config = plan.config
-    return create_model(config.backbone, config.dim, pretrained=config.pretrained).to(plan.device)
+    return create_model(config.backbone, config.dim, pretrained=config.pretrained,
+                        weights=config.weights).to(plan.device)
 
 
 def build_loss(plan: RunPlan, num_classes: int) -> nn.Module:

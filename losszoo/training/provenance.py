@@ -87,8 +87,9 @@ def loss_record(name: str, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def provenance(*, device: torch.device | str | None, started: str, loss: str | None = None,
-               loss_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The provenance record of a run that started at ``started`` (ISO 8601) and ends now."""
+               loss_options: dict[str, Any] | None = None, model: Any = None) -> dict[str, Any]:
+    """The provenance record of a run that started at ``started`` (ISO 8601) and ends now;
+    with ``model``, whether its backbone's weights were really loaded, and from where."""
     from losszoo import __version__
 
     record: dict[str, Any] = {
@@ -105,4 +106,8 @@ def provenance(*, device: torch.device | str | None, started: str, loss: str | N
     }
     if loss is not None:
         record["loss"] = loss_record(loss, loss_options or {})
+    if model is not None:
+        weights = getattr(model, "weights", None)
+        record["pretrained"] = bool(getattr(model, "is_pretrained", False))
+        record["weights"] = weights.to_dict() if weights is not None else None
     return record

