@@ -93,3 +93,12 @@ def test_report_files_honour_the_umask(tmp_path):
         os.umask(previous)
     for name in ("results.json", "results.csv", "results.md", "recall_at_k.png"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+
+
+@pytest.mark.parametrize("pretrained", [True, False])
+def test_the_floor_row_of_a_pretrained_comparison_is_the_network_before_fine_tuning(tmp_path, pretrained):
+    floor = {**_record("untrained", 0, 0.2), "provenance": {"pretrained": pretrained}}
+    write_report([_record("a", 0, 0.6), floor], tmp_path, ks=(1,))
+    md = (tmp_path / "results.md").read_text()
+    assert ("| before fine-tuning |" in md) is pretrained and ("| untrained |" in md) is not pretrained
+    assert ("the pretrained backbone with the new embedding head untrained" in md) is pretrained

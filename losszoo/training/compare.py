@@ -146,7 +146,7 @@ def untrained_baseline(run: PlannedRun, console: Console) -> dict[str, Any]:
               "fingerprint": plan.config.fingerprint(exclude=_LOSS_SETTINGS), "metrics": metrics,
               "validation": None, "history": [], "train_seconds": 0.0,
               "evaluation": plan.config.evaluation_settings(), "splits": plan.split_sizes(),
-              "provenance": provenance(device=plan.device, started=started)}
+              "provenance": provenance(device=plan.device, started=started, model=model)}
     if init_distributed().is_main:
         write_json(run.folder / RESULT, record)
     return record

@@ -73,6 +73,8 @@ def summarize(records: Sequence[dict[str, Any]],
     rows = []
     for loss, runs in by_loss.items():
         row: dict[str, Any] = {"loss": loss, "seeds": len(runs), "diverged": diverged[loss]}
+        if loss == "untrained" and pretrained_floor(runs):
+            row["label"] = PRETRAINED_FLOOR
         numeric = [k for k, v in runs[0]["metrics"].items() if isinstance(v, (int, float))] if runs else []
         for key in numeric:
             _estimate(row, key, [run["metrics"][key] for run in runs])
@@ -93,6 +95,16 @@ def _estimate(row: dict[str, Any], key: str, values: Sequence[float]) -> None:
     est = estimate(values)
     row[key], row[f"{key}_std"] = est.mean, est.std
     row[f"{key}_ci_low"], row[f"{key}_ci_high"] = est.ci_low, est.ci_high
+
+
+# The floor row of a comparison on a pretrained backbone: its weights before fine-tuning.
+PRETRAINED_FLOOR = "before fine-tuning"
+
+
+def pretrained_floor(records: Sequence[dict[str, Any]]) -> bool:
+    """Whether the untrained-network records are of a backbone that loaded pretrained weights
+    (their provenance says so; records written before it said nothing are taken as not)."""
+    return any((r.get("provenance") or {}).get("pretrained") for r in records if r.get("loss") == "untrained")
 
 
 def caption(records: Sequence[dict[str, Any]], tuning: dict[str, Any] | None = None) -> str:
@@ -127,12 +139,15 @@ def caption(records: Sequence[dict[str, Any]], tuning: dict[str, Any] | None = N
         per_class_text = (f"{config.get('samples_per_class')} per class" if len(per_class) <= 1
                           else "images per class set per loss")
         batch = f", batch {config['batch_size']} ({per_class_text})"
+    floor = (f"Row '{PRETRAINED_FLOOR}': the pretrained backbone with the new embedding head untrained "
+             "(no loss trained it). " if pretrained_floor(records) else "")
     seed_list = sorted({r["seed"] for r in trained if "seed" in r})
     seed_text = f" ({', '.join(map(str, seed_list))})" if seed_list else ""
     return (f"{how}; {config.get('epochs')} epochs (+{config.get('warmup_epochs')} warm-up){batch}, "
             f"{seeds} seed(s){seed_text}, protocol {config.get('protocol')}, dataset {config.get('dataset')}"
             f"{' (first ' + str(config['max_classes']) + ' classes)' if config.get('max_classes') else ''}"
             f"{sizes}, backbone {config.get('backbone')}, dim {config.get('dim')}, losszoo {__version__}. "
+            f"{floor}"
             "Cells: mean ± std over seeds [95 % Student-t CI]; * = statistically indistinguishable "
             f"from the best on {MARK_METRIC} (paired t-test over matched seeds, p >= 0.05; CI overlap "
             f"with < 2 matched seeds); (nc) = runs not converged (validation {CONVERGENCE_METRIC} "
@@ -159,7 +174,8 @@ def _cell(row: dict[str, Any], key: str) -> str:
 
 
 def _label(row: dict[str, Any]) -> str:
-    label = row["loss"] + (" *" if row.get("best") else "") + (" (nc)" if row.get("not_converged") else "")
+    label = row.get("label", row["loss"]) + (" *" if row.get("best") else "") \
+        + (" (nc)" if row.get("not_converged") else "")
     if row.get("diverged"):
         label += f" (diverged {row['diverged']}/{row['diverged'] + row['seeds']})"
     return label + (f" ({row['settings']})" if row.get("settings") else "")
