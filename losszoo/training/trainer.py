@@ -53,6 +53,7 @@ from losszoo.training.inference import EvalArrays, EvalData
 from losszoo.training.logs import RunLog, require_tensorboard
 from losszoo.training.optim import LazySparseSGD
 from losszoo.training.mining import MinedLoss
+from losszoo.training.progress import Every, epoch_line
 from losszoo.training.provenance import provenance, utc_now
 from losszoo.training.plan import (
     RunPlan,
@@ -69,7 +70,6 @@ from losszoo.training.plan import (
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
-PROGRESS_EVERY = 10  # batches between progress-bar updates
 # After this many batches of a run's first epoch, an epoch estimated at over ESTIMATE_FROM_S
 # seconds is announced (e.g. resnet50 on a CPU), so a long run never starts in silence.
 ESTIMATE_AFTER, ESTIMATE_FROM_S = 3, 60.0
@@ -349,9 +349,11 @@ def _train_loop(run: Run, session: Session) -> dict[str, Any]:
         epochs_task = bar.add_task(f"{config.loss} epochs", total=config.total_epochs,
                                    completed=run.next_epoch, loss=float("nan"), rate=0.0)
         while run.next_epoch < config.total_epochs:
-            epoch = run.next_epoch
+            epoch, before = run.next_epoch, run.train_seconds
             mean_loss = _train_epoch(run, epoch, bar, log)
             run.next_epoch = epoch + 1
+            if session.progress and not console.is_terminal:  # no bars drawn: one line per epoch
+                _log_epoch(run, console, mean_loss, run.train_seconds - before)
             record: dict[str, Any] = {"epoch": run.next_epoch, "loss": mean_loss}
             main_epochs_done = run.next_epoch - config.warmup_epochs
             if run.validation is not None and config.eval_every and main_epochs_done > 0 \
@@ -411,13 +413,13 @@ def _train_epoch(run: Run, epoch: int, bar: Progress, log: RunLog | None = None)
     run.loader.batch_sampler.set_epoch(epoch)
     task = bar.add_task(f"epoch {epoch + 1}/{config.total_epochs}" + (" (warm-up)" if warm else ""),
                         total=len(run.loader), loss=float("nan"), rate=0.0)
-    # The running loss stays on the device; reading it (a GPU sync) only every few batches.
+    # The running loss stays on the device; reading it (a GPU sync) at most once a second.
     total_loss = torch.zeros((), device=run.device)
     seen, start = 0, time.perf_counter()
     # Step rows for log.csv, the loss kept on the device until the next progress update.
     pending: list[tuple[int, Any, list[float], float]] = []
     first_step, last = epoch * len(run.loader), start
-    first_epoch = run.first_epoch
+    first_epoch, refresh = run.first_epoch, Every()
     guard = DivergenceGuard(run, epoch)  # a non-finite value stops the run before any checkpoint
     for step, (images, labels) in enumerate(run.loader, 1):
         lrs = [group["lr"] for group in run.optimizer.param_groups]
@@ -445,7 +447,7 @@ def _train_epoch(run: Run, epoch: int, bar: Progress, log: RunLog | None = None)
         last = now
         if step == ESTIMATE_AFTER and epoch == first_epoch:
             _announce_epoch_time(bar.console, run, epoch, (now - start) / step)
-        if step % PROGRESS_EVERY == 0 or step == len(run.loader):
+        if refresh(force=step == len(run.loader)):
             if pending:
                 losses = torch.stack([p[1] for p in pending]).float().tolist()
                 log.steps([(s, epoch + 1, v, *lr, rate) for (s, _, lr, rate), v in zip(pending, losses)])
@@ -458,6 +460,14 @@ def _train_epoch(run: Run, epoch: int, bar: Progress, log: RunLog | None = None)
     if not warm:
         run.scheduler.step()
     return total_loss.item() / max(seen, 1)
+
+
+def _log_epoch(run: Run, console: Console, mean_loss: float, seconds: float) -> None:
+    config, done = run.config, run.next_epoch
+    per_epoch = run.train_seconds / max(done, 1)  # this run's epochs so far, resumed ones included
+    images = len(run.loader) * config.batch_size  # global batches
+    console.log(epoch_line(config.loss, done, config.total_epochs, mean_loss, images, seconds,
+                           per_epoch * (config.total_epochs - done)))
 
 
 def _announce_epoch_time(console: Console, run: Run, epoch: int, seconds_per_batch: float) -> None:
