@@ -136,7 +136,14 @@ class ImageListing:
 
     def build_dataset(
         self, input_spec: InputSpecLike, *, train: bool, augmentation: Augmentation
-    ) -> ImageListDataset:
+    ) -> Dataset:
+        """Images read lazily from their files, or, with ``LOSSZOO_DECODED_CACHE`` set, from a
+        decoded copy resized once (:mod:`losszoo.data.decoded`)."""
+        from losszoo.data.decoded import cache_folder
+
+        if cache_folder() is not None:
+            return self._decoded(input_spec, cache_folder()).build_dataset(
+                input_spec, train=train, augmentation=augmentation)
         return ImageListDataset(
             self.items,
             self.raw_labels,
@@ -145,6 +152,16 @@ class ImageListing:
             mode=image_mode(input_spec),
             classes=self.classes,
         )
+
+
+    def _decoded(self, input_spec: InputSpecLike, folder: Path) -> Any:
+        from losszoo.data.arrays import ImageArrays
+        from losszoo.data.decoded import decoded_images
+
+        images = decoded_images(self.items, self.reader, size=input_spec.resize,
+                                mode=image_mode(input_spec), folder=folder,
+                                describe=getattr(self.reader, "describe", str))
+        return ImageArrays(images, self.raw_labels, self.classes)
 
 
 class ImageListDataset(LabelledDataset):
