@@ -100,3 +100,15 @@ def test_a_tiny_fine_tuning_run_on_real_jpegs(tmp_path):
     assert 0.0 <= result["metrics"]["recall@1"] <= 1.0 and len(result["history"]) == 2
     assert result["provenance"]["pretrained"] is True
     assert result["provenance"]["weights"]["sha256"].startswith("57934424")
+
+
+@needs_lite0
+def test_lite0_features_are_pool5_without_dropout():
+    """In train mode too: the head reads the pooled features as they are (timm's default
+    dropout before its classifier is switched off)."""
+    backbone = build_lite(LITE0, pretrained=False).module.train()
+    images = torch.randn(2, 3, 64, 64)
+    torch.manual_seed(0)
+    first = backbone(images)
+    torch.manual_seed(1)
+    torch.testing.assert_close(backbone(images), first)

