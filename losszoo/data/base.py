@@ -8,15 +8,19 @@ import zipfile
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from losszoo.data.decoded import cache_folder, decoded_images
 from losszoo.data.transforms import Augmentation, InputSpecLike, build_transform, image_mode
 from losszoo.errors import DataError
+
+if TYPE_CHECKING:
+    from losszoo.data.arrays import ImageArrays
 
 
 def contiguous_labels(
@@ -139,10 +143,9 @@ class ImageListing:
     ) -> Dataset:
         """Images read lazily from their files, or, with ``LOSSZOO_DECODED_CACHE`` set, from a
         decoded copy resized once (:mod:`losszoo.data.decoded`)."""
-        from losszoo.data.decoded import cache_folder
-
-        if cache_folder() is not None:
-            return self._decoded(input_spec, cache_folder()).build_dataset(
+        folder = cache_folder()
+        if folder is not None:
+            return self._decoded(input_spec, folder).build_dataset(
                 input_spec, train=train, augmentation=augmentation)
         return ImageListDataset(
             self.items,
@@ -153,10 +156,8 @@ class ImageListing:
             classes=self.classes,
         )
 
-
-    def _decoded(self, input_spec: InputSpecLike, folder: Path) -> Any:
-        from losszoo.data.arrays import ImageArrays
-        from losszoo.data.decoded import decoded_images
+    def _decoded(self, input_spec: InputSpecLike, folder: Path) -> ImageArrays:
+        from losszoo.data.arrays import ImageArrays  # arrays.py imports this module
 
         images = decoded_images(self.items, self.reader, size=input_spec.resize,
                                 mode=image_mode(input_spec), folder=folder,

@@ -11,7 +11,6 @@ import fnmatch
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
-
 from pathlib import Path
 
 from torch import nn

@@ -71,6 +71,8 @@ def build_timm_backbone(model_name: str, *, pretrained: bool) -> Backbone:
             "Put them in the Hugging Face cache (HF_HOME), pass --weights FILE, or pass "
             "pretrained=False (--no-pretrained)."
         ) from exc
+    if pretrained and record is None:  # just downloaded into the cache
+        record = _cached_weights(timm, model_name)[1]
     head = model.pretrained_cfg.get("classifier") or "classifier"
     heads = head if isinstance(head, (list, tuple)) else (head,)
     return Backbone(model, int(model.num_features), _input_spec(timm, model), bool(pretrained),
