@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The tune for the draft preset benchmarks/configs/cub100-cpu.toml (EfficientNet-Lite0 on
+# The tune for the draft preset benchmarks/presets/cub100-cpu.toml (EfficientNet-Lite0 on
 # cub100, 128 px, 4 epochs + 1 warm-up, lr / 10 for the last), then the comparison it feeds.
 # Every loss gets the same TRIALS seeded-TPE trials on MAP@R of validation classes: 20 % of the
 # 58 training species (val_seed 0), evaluated every epoch; the 42 test species are never read.
@@ -14,7 +14,7 @@ TRIALS=${TRIALS:-8}
 DATA=${DATA:-../shared/datasets/cub100}
 export LOSSZOO_DECODED_CACHE=${LOSSZOO_DECODED_CACHE:-$HOME/.cache/losszoo/decoded}
 LOSSES=normsoftmax,cosface,proxynca,triplet,margin,npair,lifted,contrastive
-losszoo tune --config benchmarks/configs/cub100-cpu.toml --data-root "$DATA" --losses "$LOSSES" \
+losszoo tune --config benchmarks/presets/cub100-cpu.toml --data-root "$DATA" --losses "$LOSSES" \
     --trials "$TRIALS" --metric map_at_r --eval-every 1 --no-binary --output "$OUT" --no-progress
 [ -n "${NO_COMPARE:-}" ] || losszoo compare --config "$OUT/best.toml" --data-root "$DATA" \
     --output runs/compare-cub100

@@ -112,3 +112,14 @@ def test_lite0_features_are_pool5_without_dropout():
     first = backbone(images)
     torch.manual_seed(1)
     torch.testing.assert_close(backbone(images), first)
+
+
+def test_the_draft_cub100_cpu_preset_is_a_valid_config():
+    from losszoo.cli.main import build_parser
+    from losszoo.cli.options import config_from_args
+
+    preset = Path(__file__).parents[1] / "benchmarks" / "presets" / "cub100-cpu.toml"
+    args = build_parser().parse_args(["compare", "--config", str(preset)])
+    config, table = config_from_args(args)
+    assert (config.dataset, config.backbone, config.image_size) == ("cub200", "efficientnet_lite0", 128)
+    assert config.pretrained and config.total_epochs == 5 and table["seeds"] == 3
