@@ -13,8 +13,8 @@ OUT=${1:-runs/tune-cub100}
 TRIALS=${TRIALS:-8}
 DATA=${DATA:-../shared/datasets/cub100}
 export LOSSZOO_DECODED_CACHE=${LOSSZOO_DECODED_CACHE:-$HOME/.cache/losszoo/decoded}
-LOSSES=normsoftmax,cosface,proxynca,triplet,margin,npair,lifted,contrastive
+LOSSES=${LOSSES:-paper}   # the eight losses Zhai & Wu compare; 'all' adds the 2020s group
 losszoo tune --config benchmarks/presets/cub100-cpu.toml --data-root "$DATA" --losses "$LOSSES" \
     --trials "$TRIALS" --metric map_at_r --eval-every 1 --no-binary --output "$OUT" --no-progress
 [ -n "${NO_COMPARE:-}" ] || losszoo compare --config "$OUT/best.toml" --data-root "$DATA" \
-    --output runs/compare-cub100
+    --losses "$LOSSES" --output runs/compare-cub100
