@@ -6,6 +6,7 @@ the head against a hand-written layer normalization and matrix product.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import sys
@@ -118,6 +119,35 @@ def test_convnet4_architecture_and_shapes():
         assert h.shape == (5, 64, 1, 1)  # 28 -> 14 -> 7 -> 3 -> 1
         assert model.backbone(x).shape == (5, 64)
         assert model(x).shape == (5, 16)
+
+
+CHANNELS_LAST = {"convnet4": True, "resnet18": True, "googlenet": False,
+                 "timm:efficientnet_lite0": True, "timm:vit_tiny_patch16_224": False}
+
+
+@pytest.mark.parametrize("name", sorted(CHANNELS_LAST))
+def test_channels_last_models_embed_as_nchw_ones(name):
+    """A backbone declared channels-last gets NHWC weights from create_model, and the same
+    embeddings (float tolerance: oneDNN sums in another order) as the same weights in NCHW,
+    in eval and in train mode (batch statistics); a gradient step agrees too."""
+    if name.startswith("timm:"):
+        pytest.importorskip("timm")
+    model = create_model(name, 8, pretrained=False)
+    convs = [m.weight for m in model.backbone.modules() if isinstance(m, nn.Conv2d)]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs) == CHANNELS_LAST[name]
+    if not CHANNELS_LAST[name]:
+        return
+    nchw = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    assert all(m.weight.is_contiguous() for m in nchw.backbone.modules() if isinstance(m, nn.Conv2d))
+    size = model.input_spec.image_size if name == "convnet4" else 64
+    x = torch.randn(4, model.input_spec.channels, size, size)
+    for train in (False, True):
+        model.train(train), nchw.train(train)
+        out, reference = model(x), nchw(x)
+        torch.testing.assert_close(out, reference, rtol=1e-4, atol=1e-4)
+    out.square().sum().backward(), reference.square().sum().backward()
+    grad, reference_grad = model.head.project.weight.grad, nchw.head.project.weight.grad
+    assert (grad - reference_grad).norm() <= 1e-3 * reference_grad.norm()
 
 
 def test_timm_backbone_returns_its_pooled_features():

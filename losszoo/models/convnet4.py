@@ -6,7 +6,6 @@ shrink to 1 x 1 x 64, so global pooling gives 64 features. Small enough for CPU 
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from losszoo.models.input_spec import InputSpec
@@ -36,9 +35,6 @@ class ConvNet4(nn.Module):
         self.features = nn.Sequential(*(_conv_block(a, b) for a, b in zip(channels, channels[1:])))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.width = width
-        # NHWC: on CPU (oneDNN) this net trains about 1.3x and embeds about 2x faster than in
-        # NCHW (benchmarks/bench_convnet4_layout.py); convolutions follow the weights' layout.
-        self.to(memory_format=torch.channels_last)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.pool(self.features(images)).flatten(1)
@@ -48,4 +44,6 @@ class ConvNet4(nn.Module):
 def convnet4(pretrained: bool) -> Backbone:
     """No pretrained weights exist for this net: it always starts from random init."""
     net = ConvNet4(in_channels=CONVNET4_INPUT.channels)
-    return Backbone(net, net.width, CONVNET4_INPUT, pretrained=False)
+    # NHWC: on CPU (oneDNN) this net trains about 1.3x and embeds about 2x faster than in NCHW
+    # (benchmarks/bench_convnet4_layout.py).
+    return Backbone(net, net.width, CONVNET4_INPUT, pretrained=False, channels_last=True)

@@ -117,7 +117,7 @@ def build_lite(variant: LiteVariant, *, pretrained: bool, classifier: bool = Fal
     if not classifier:
         net.reset_classifier(0)
     return Backbone(net, int(net.num_features), variant.input_spec, pretrained,
-                    weights=record, head_keys=("classifier.",))
+                    weights=record, head_keys=("classifier.",), channels_last=True)
 
 
 def _register(variant: LiteVariant) -> None:

@@ -114,5 +114,6 @@ def create_model(backbone: str, dim: int, *, pretrained: bool = True,
     """
     _check_width("dim", dim)
     built = build_backbone(backbone, pretrained=pretrained, weights=weights)
-    return EmbeddingModel(built.module, built.feature_dim, dim, built.input_spec,
+    module = built.module.to(memory_format=torch.channels_last) if built.channels_last else built.module
+    return EmbeddingModel(module, built.feature_dim, dim, built.input_spec,
                           name=backbone, pretrained=built.pretrained, weights=built.weights)

@@ -36,6 +36,9 @@ class Backbone:
         weights: where they came from (file and sha256), when the factory knows.
         head_keys: key prefixes of the classifier the factory removed: a full network's
             weights file may hold them (``--weights``), and they are dropped.
+        channels_last: run it in channels-last (NHWC) memory format, where that is faster
+            (oneDNN's convolutions on a CPU); :func:`~losszoo.models.create_model` converts
+            the weights, and convolutions follow the weights' layout.
     """
 
     module: nn.Module
@@ -44,6 +47,7 @@ class Backbone:
     pretrained: bool
     weights: WeightsRecord | None = None
     head_keys: tuple[str, ...] = ()
+    channels_last: bool = False
 
 
 BackboneFactory = Callable[[bool], Backbone]

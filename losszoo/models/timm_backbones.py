@@ -18,6 +18,8 @@ import socket
 from types import ModuleType
 from urllib.parse import urlparse
 
+from torch import nn
+
 from losszoo.models.input_spec import InputSpec
 from losszoo.models.pretrained import WeightsUnavailableError
 from losszoo.models.registry import Backbone
@@ -75,8 +77,10 @@ def build_timm_backbone(model_name: str, *, pretrained: bool) -> Backbone:
         record = _cached_weights(timm, model_name)[1]
     head = model.pretrained_cfg.get("classifier") or "classifier"
     heads = head if isinstance(head, (list, tuple)) else (head,)
+    # NHWC for convolutional nets (more than a ViT's one patch-embedding convolution).
+    convolutions = sum(isinstance(module, nn.Conv2d) for module in model.modules())
     return Backbone(model, int(model.num_features), _input_spec(timm, model), bool(pretrained),
-                    weights=record, head_keys=tuple(f"{h}." for h in heads))
+                    weights=record, head_keys=tuple(f"{h}." for h in heads), channels_last=convolutions > 1)
 
 
 def _cached_weights(timm: ModuleType, model_name: str) -> tuple[dict, WeightsRecord | None]:

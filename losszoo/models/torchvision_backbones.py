@@ -31,8 +31,9 @@ def _resnet(arch: str, pretrained: bool) -> Backbone:
         net.load_state_dict(state)
     feature_dim = net.fc.in_features
     net.fc = nn.Identity()
+    # NHWC: see benchmarks/bench_cpu_train.py (oneDNN's NHWC kernels, with the allocator tuned).
     return Backbone(net, feature_dim, imagenet_input_spec(224), pretrained, weights=record,
-                    head_keys=("fc.",))
+                    head_keys=("fc.",), channels_last=True)
 
 
 for _depth in RESNET_DEPTHS:
