@@ -43,3 +43,16 @@ def _no_registry_leak():
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _process_threads_restored():
+    """A test that runs ``losszoo.cli.main.main`` in this process lets losszoo manage its threads
+    (runtime.tune_process); undo that, so later tests keep the threads they set themselves."""
+    from losszoo import runtime
+
+    managed, threads = runtime._threads_managed, torch.get_num_threads()
+    yield
+    runtime._threads_managed = managed
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)

@@ -8,6 +8,8 @@ Each runs a few batches of convnet4 on 5 classes of the embedded Omniglot copy.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -18,9 +20,10 @@ import torch
 from rich.progress import Progress
 from torch.utils.data import TensorDataset
 
+from losszoo import runtime
 from losszoo.models import create_model
 from losszoo.training.checkpoint import load_checkpoint
-from losszoo.training.config import TrainConfig
+from losszoo.training.config import EVALUATION_ONLY, TrainConfig
 from losszoo.training.inference import extract_embeddings
 from losszoo.training.plan import plan_run
 from losszoo.training.trainer import CHECKPOINT, _restore, _train_epoch, build_run, train
@@ -154,6 +157,42 @@ def test_cuda_grad_scaler_is_used_and_restored_on_resume(tmp_path, monkeypatch):
     _restore(run, state, tmp_path / CHECKPOINT)
     assert run.scaler.get_scale() == state["scaler"]["scale"]
     assert run.scaler.state_dict()["_growth_tracker"] == state["scaler"]["_growth_tracker"]
+
+
+def test_cpu_bf16_autocasts_the_model_keeps_the_loss_float32_and_tracks_float32(monkeypatch):
+    """With native bfloat16 (forced here: this test must run on any CPU, where autocast
+    emulates it), the network computes in bfloat16, the loss in float32, and each step's loss
+    stays within bfloat16's precision of the float32 run's (same seed, same batches)."""
+    monkeypatch.setattr(runtime, "native_bf16", lambda: True)
+    losses = {}
+    for cpu_bf16 in (False, True):
+        run = build_run(plan_run(tiny(cpu_bf16=cpu_bf16, warmup_epochs=0, batches_per_epoch=3)))
+        assert run.amp_dtype == (torch.bfloat16 if cpu_bf16 else None)
+        dtypes, values, call = set(), [], run.step_loss.forward
+
+        def recorded(embeddings, labels, call=call, dtypes=dtypes, values=values):
+            dtypes.add(embeddings.dtype)
+            values.append(call(embeddings, labels))
+            return values[-1]
+
+        run.step_loss.forward = recorded
+        run_epoch(run, 0)
+        assert dtypes == {torch.float32} and all(v.dtype == torch.float32 for v in values)
+        losses[cpu_bf16] = torch.stack(values).detach()
+    # bfloat16 keeps 8 bits of mantissa (2^-9 relative per rounding); NormSoftmax's temperature
+    # (0.05) multiplies the cosines' error by 20 in the logits.
+    torch.testing.assert_close(losses[True], losses[False], rtol=5e-2, atol=0)
+
+
+def test_cpu_bf16_stays_off_without_native_support_and_keeps_old_fingerprints(monkeypatch):
+    monkeypatch.setattr(runtime, "native_bf16", lambda: False)
+    assert build_run(plan_run(tiny(cpu_bf16=True))).amp_dtype is None
+    assert tiny(cpu_bf16=True).fingerprint() != tiny().fingerprint()
+    # A float32 run's fingerprint is the one it had before the setting existed (checkpoints resume).
+    settings = {k: v for k, v in tiny().to_dict().items()
+                if k not in (*EVALUATION_ONLY, "miner", "miner_options", "xbm", "xbm_start", "cpu_bf16")}
+    blob = json.dumps(settings, sort_keys=True, default=str).encode()
+    assert tiny().fingerprint() == hashlib.sha256(blob).hexdigest()[:12]
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

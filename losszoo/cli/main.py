@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from losszoo import __version__
+from losszoo import __version__, runtime
 from losszoo.cli import check_data, compare, eval_cmd, list_cmd, train, tune
 from losszoo.cli.options import HelpFormatter
 from losszoo.errors import LosszooError
@@ -70,11 +70,13 @@ def load_loss_modules(specs: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    runtime.tune_allocator()  # before torch allocates anything
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in tune's best.toml
     from rich.console import Console
 
     try:
+        runtime.tune_process(workers=getattr(args, "workers", None) or 0)
         if args.loss_module:
             load_loss_modules(args.loss_module)
         return args.run(args)

@@ -179,6 +179,12 @@ class TrainConfig:
                                  show_default=False, evaluation_only=True, eval_command=True)
     amp: bool = setting(True, _SWITCH, "--no-amp", "no mixed precision on CUDA", const=False,  # CUDA only
                         show_default=False, eval_command=True, **_TRAINING)
+    # bfloat16 autocast on CPUs with AMX / AVX512-BF16 (runtime.native_bf16). Not a schedule
+    # setting: studies and presets recorded before it stay valid.
+    cpu_bf16: bool = setting(False, _SWITCH, "--cpu-bf16",
+                             "bfloat16 autocast on a CPU with AMX or AVX512-BF16 (the loss stays "
+                             "float32; elsewhere ignored: slower than float32 there)", const=True,
+                             show_default=False, trains=True)
 
     def __post_init__(self) -> None:
         for name in (*SETTINGS, *_TUPLES):
@@ -231,6 +237,8 @@ class TrainConfig:
             relevant.pop("xbm", None), relevant.pop("xbm_start", None)
         if self.weights is None:  # nor runs without a weights file
             relevant.pop("weights", None)
+        if not self.cpu_bf16:  # nor runs in float32 the one they had before cpu_bf16
+            relevant.pop("cpu_bf16", None)
         blob = json.dumps(relevant, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 

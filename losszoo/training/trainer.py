@@ -44,6 +44,7 @@ from losszoo.distributed import (
 )
 from losszoo.distributed.losses import average_gradients
 from losszoo.distributed.sharded import ShardedClassLoss
+from losszoo import runtime
 from losszoo.errors import OutputError
 from losszoo.samplers import create_sampler
 from losszoo.training.checkpoint import load_checkpoint, output_lock, save_checkpoint, write_json
@@ -114,6 +115,7 @@ def build_run(plan: RunPlan, context: DistContext | None = None) -> Run:
     so (``losszoo.distributed``), so a step equals one process's step on the global batch."""
     config, device = plan.config, plan.device
     context = context or DistContext()
+    runtime.size_threads_for_run(config.workers)
     model = build_model(plan)
     train_set = train_dataset(plan, model)
     loss = build_loss(plan, train_set.num_classes)
@@ -146,7 +148,7 @@ def build_run(plan: RunPlan, context: DistContext | None = None) -> Run:
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
         optimizer, milestones=list(config.lr_milestones), gamma=config.lr_gamma
     )
-    dtype = amp_dtype(device, config.amp)
+    dtype = amp_dtype(device, config.amp, cpu_bf16=config.cpu_bf16)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     return Run(plan, model, loss, loader, validation_data(plan, model), optimizer, scheduler,
                device, dtype, scaler, context=context, step_loss=step_loss, forward_model=model)
@@ -188,15 +190,19 @@ def _set_warmup(run: Run, warm: bool) -> None:
         run.ddp_phase = warm  # rebuilt when the phase (warm-up, main) changes, not every epoch
 
 
-def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
-    """Mixed precision on CUDA only: bfloat16 where supported, else float16 (with loss scaling)."""
+def amp_dtype(device: torch.device, enabled: bool, *, cpu_bf16: bool = False) -> torch.dtype | None:
+    """Mixed precision: on CUDA bfloat16 where supported, else float16 (with loss scaling); on
+    a CPU bfloat16 only when asked (``cpu_bf16``) and the CPU computes it natively (AMX or
+    AVX512-BF16), elsewhere it is slower than float32."""
+    if device.type == "cpu":
+        return torch.bfloat16 if cpu_bf16 and runtime.native_bf16() else None
     if device.type != "cuda" or not enabled:
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def _autocast(dtype: torch.dtype | None):
-    return contextlib.nullcontext() if dtype is None else torch.autocast("cuda", dtype=dtype)
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def _state(run: Run) -> dict[str, Any]:
@@ -317,6 +323,9 @@ def _train(run: Run, session: Session, state: dict[str, Any] | None) -> dict[str
         console.log(f"hint: with {run.loss.num_classes:,} subsampled classes, exact momentum SGD "
                     "updates every class weight each step; --lazy-momentum updates only the "
                     "sampled rows (see docs/performance.md)")
+    if config.cpu_bf16 and run.device.type == "cpu" and run.amp_dtype is None:
+        console.log("note: cpu_bf16 asked for, but this CPU has neither AMX nor AVX512-BF16 "
+                    "(bfloat16 would be slower than float32 here): training in float32")
     channels = (plan.dataset.input_spec.channels, input_spec(plan, run.model).channels)
     if channels[0] != channels[1]:
         console.log(f"note: {plan.dataset.name} images have {channels[0]} channel(s) and "
@@ -425,7 +434,7 @@ def _train_epoch(run: Run, epoch: int, bar: Progress, log: RunLog | None = None)
         lrs = [group["lr"] for group in run.optimizer.param_groups]
         images = images.to(run.device, non_blocking=True)
         labels = labels.to(run.device, non_blocking=True)
-        with _autocast(run.amp_dtype):
+        with _autocast(run.device, run.amp_dtype):
             embeddings = run.forward_model(images)
         value = guard.loss(step, embeddings.float(), labels)
         run.optimizer.zero_grad(set_to_none=True)
