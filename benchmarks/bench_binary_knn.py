@@ -62,8 +62,14 @@ def faiss_binary(codes: np.ndarray, k: int, *, batch: int = 32, use_heap: bool =
     return index.search(codes[:QUERIES], k)[1]
 
 
-def numkong_search(codes: np.ndarray, k: int) -> np.ndarray:
-    return knn._NumkongHammingSearcher(codes)(codes[:QUERIES], k)
+def numkong_search(codes: np.ndarray, k: int, *, rows: int | None = None) -> np.ndarray:
+    """What ``evaluate`` runs; ``rows``: another ``knn.NUMKONG_BLOCK_ROWS`` (queries per block)."""
+    shipped = knn.NUMKONG_BLOCK_ROWS
+    knn.NUMKONG_BLOCK_ROWS = rows or shipped
+    try:
+        return knn._NumkongHammingSearcher(codes)(codes[:QUERIES], k)
+    finally:
+        knn.NUMKONG_BLOCK_ROWS = shipped
 
 
 def usearch_search(codes: np.ndarray, k: int) -> np.ndarray:
@@ -92,6 +98,11 @@ CANDIDATES: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
     "faiss_batch4096": lambda codes, k: faiss_binary(codes, k, batch=knn.BINARY_QUERY_BATCH),
     "faiss_counting_batch32": lambda codes, k: faiss_binary(codes, k, use_heap=False),
     "numkong": numkong_search,
+    # The block height trades the distance kernel's reuse of each query row against the
+    # [rows, gallery] keys staying in cache for the selection (a 2-core sweep under load
+    # favoured 32 rows over 256 but was too noisy to settle it).
+    **{f"numkong_rows{rows}": (lambda codes, k, rows=rows: numkong_search(codes, k, rows=rows))
+       for rows in (32, 64, 128, 512)},
     "usearch_exact": usearch_search,
     "numpy_bitwise_count": numpy_bitwise_count,
 }
