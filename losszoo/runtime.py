@@ -14,11 +14,12 @@ A library import changes nothing in the process by itself.
   of its time. :func:`tune_allocator` raises both thresholds so freed memory is reused. It never
   changes a result, only where the bytes come from. ``LOSSZOO_MALLOC_TUNING=0`` leaves glibc's
   defaults; on other C libraries (musl, macOS, Windows) it does nothing.
-- Threads: torch's intra-op pool defaults to every core of the machine, not the cores the
-  process may run on (its affinity mask: ``taskset``, cgroups, a batch scheduler), and torchrun
-  starts several such processes. :func:`size_threads` gives each process its share of the cores
-  it may use, less one per data-loading worker. ``LOSSZOO_THREADS=N`` sets N; ``OMP_NUM_THREADS``
-  set outside torchrun is left to torch.
+- Threads: torch sizes its intra-op pool to the cores the process may run on (its affinity
+  mask: ``taskset``, cpusets, a batch scheduler) but knows nothing of the data-loading workers
+  beside it, and torchrun pins every rank to one thread (``OMP_NUM_THREADS=1``) whatever the
+  cores. :func:`size_threads` gives each process its share of the cores of its mask, split
+  between torchrun's local ranks, less one per data-loading worker. ``LOSSZOO_THREADS=N`` sets
+  N; ``OMP_NUM_THREADS`` set outside torchrun is left to torch.
 """
 
 from __future__ import annotations
