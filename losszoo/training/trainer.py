@@ -34,6 +34,7 @@ from rich.progress import (
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from losszoo import runtime
 from losszoo.distributed import (
     DistContext,
     DistributedBatchSampler,
@@ -44,7 +45,6 @@ from losszoo.distributed import (
 )
 from losszoo.distributed.losses import average_gradients
 from losszoo.distributed.sharded import ShardedClassLoss
-from losszoo import runtime
 from losszoo.errors import OutputError
 from losszoo.samplers import create_sampler
 from losszoo.training.checkpoint import load_checkpoint, output_lock, save_checkpoint, write_json
