@@ -102,3 +102,39 @@ def test_the_floor_row_of_a_pretrained_comparison_is_the_network_before_fine_tun
     md = (tmp_path / "results.md").read_text()
     assert ("| before fine-tuning |" in md) is pretrained and ("| untrained |" in md) is not pretrained
     assert ("the pretrained backbone with the new embedding head untrained" in md) is pretrained
+
+
+def test_one_seed_has_no_test_and_the_caption_says_why(tmp_path):
+    records = [_record("a", 0, 0.6), _record("b", 0, 0.3)]
+    rows = summarize(records)
+    assert [row["best"] for row in rows] == [None, None]
+    write_report(records, tmp_path, ks=(1,))
+    md = (tmp_path / "results.md").read_text()
+    assert "*" not in md and "no significance test" in md and ">= 2 seeds per loss" in md
+
+
+def test_caption_names_the_test_and_the_correction():
+    records = [_record(loss, s, v + 0.01 * s) for loss, v in (("a", 0.6), ("b", 0.3), ("c", 0.59))
+               for s in range(3)]
+    text = caption(records)
+    assert "paired t-test" in text and "Holm-corrected over the 2 comparison(s)" in text
+    assert "adjusted p >= 0.05" in text
+
+
+def test_an_interval_past_100_is_clipped_and_marked(tmp_path):
+    records = [_record("a", s, v) for s, v in enumerate([0.97, 0.99, 1.0])]
+    rows = summarize(records)
+    assert rows[0]["map_at_r_ci_high"] == 1.0 and rows[0]["map_at_r_ci_clipped"]
+    write_report(records, tmp_path, ks=(1,))
+    md = (tmp_path / "results.md").read_text()
+    assert "100.0]†" in md and "† = clipped to [0, 100]" in md
+
+
+def test_caption_markup_is_shown_on_a_terminal(tmp_path):
+    from rich.console import Console
+
+    records = [_record("a", 0, 0.5)]
+    records[0]["splits"] = {"train": {"classes": 20, "images": 400}}
+    console = Console(record=True, force_terminal=True, width=300)
+    write_report(records, tmp_path, ks=(1,), console=console)
+    assert "[train 20 classes / 400 images]" in console.export_text()

@@ -1,9 +1,9 @@
 """The comparison report: per loss and metric the mean, std and 95 % Student-t confidence
-interval over seeds (losszoo.evaluation.stats), the mark of losses statistically
-indistinguishable from the best (on ``MARK_METRIC``), a "not converged" flag per run, and a
-caption saying how the table was obtained; as a rich table, results.json, results.csv,
-results.md, and plots as PNG and SVG (Recall@K curves; float vs binary R@1 with error bars over
-seeds; per-epoch validation curves when the runs evaluated validation classes)."""
+interval over seeds (losszoo.evaluation.stats; clipped to [0, 100] and marked where it passes a
+bound), the mark of losses statistically indistinguishable from the best (on ``MARK_METRIC``:
+paired t-tests, Holm-corrected; no test and no mark with one seed), a "not converged" flag per
+run, and a caption saying how the table was obtained and which test it used; as a rich table,
+results.json, results.csv, results.md, and the figures (losszoo.training.figures)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from losszoo.evaluation.stats import estimate, indistinguishable_from_best
+from losszoo.evaluation.stats import ALPHA, CORRECTION, MIN_SEEDS, TEST, compare_to_best, estimate
 from losszoo.training.checkpoint import atomic_write, write_json, write_text
 from losszoo.training.divergence import DIVERGED
 
@@ -30,6 +31,15 @@ MARK_METRIC = "map_at_r"  # the metric the "indistinguishable from best" mark is
 CONVERGENCE_METRIC = "map_at_r"
 CONVERGENCE_THRESHOLD = 0.01
 CONVERGENCE_WINDOW = 3
+CLIPPED = "†"  # marks a confidence interval clipped to [0, 100]
+METRIC_BOUNDS = (0.0, 1.0)  # every retrieval metric is a fraction
+
+
+def metric_label(key: str) -> str:
+    """A metric's name in words: ``map_at_r`` -> ``MAP@R``, ``binary/recall@1`` -> ``binary R@1``."""
+    base = key.removeprefix("binary/")
+    label = {"map_at_r": "MAP@R", "nmi": "NMI"}.get(base) or base.replace("recall@", "R@")
+    return ("binary " if key != base else "") + label
 
 
 def validation_curve(record: dict[str, Any], metric: str = CONVERGENCE_METRIC) -> list[tuple[int, float]]:
@@ -77,24 +87,30 @@ def summarize(records: Sequence[dict[str, Any]],
             row["label"] = PRETRAINED_FLOOR
         numeric = [k for k, v in runs[0]["metrics"].items() if isinstance(v, (int, float))] if runs else []
         for key in numeric:
-            _estimate(row, key, [run["metrics"][key] for run in runs])
-        _estimate(row, "train_seconds", [run["train_seconds"] for run in runs] or [0.0])
+            _estimate(row, key, [run["metrics"][key] for run in runs], METRIC_BOUNDS)
+        _estimate(row, "train_seconds", [run["train_seconds"] for run in runs] or [0.0], (0.0, float("inf")))
         row["not_converged"] = sum(converged(run) is False for run in runs)
         row["not_converged"] += curve_converged((tuning_curves or {}).get(loss, ())) is False
         rows.append(row)
     per_loss = {loss: {run["seed"]: run["metrics"][MARK_METRIC] for run in runs
                        if MARK_METRIC in run["metrics"]}
                 for loss, runs in by_loss.items() if loss != "untrained" and runs}
-    marks = indistinguishable_from_best(per_loss)
+    comparisons = compare_to_best(per_loss)
+    tested = any(c.indistinguishable is not None for c in comparisons.values())
     for row in rows:
-        row["best"] = marks.get(row["loss"], False)
+        found = comparisons.get(row["loss"])
+        # best: True (marked *), False, or None (not tested: fewer than MIN_SEEDS matched seeds)
+        row["best"] = None if found is None else (tested or None) if found.is_best else found.indistinguishable
+        row["p_vs_best"] = None if found is None else found.p_value
+        row["p_vs_best_holm"] = None if found is None else found.p_adjusted
     return rows
 
 
-def _estimate(row: dict[str, Any], key: str, values: Sequence[float]) -> None:
-    est = estimate(values)
+def _estimate(row: dict[str, Any], key: str, values: Sequence[float], bounds: tuple[float, float]) -> None:
+    est = estimate(values, bounds=bounds)
     row[key], row[f"{key}_std"] = est.mean, est.std
     row[f"{key}_ci_low"], row[f"{key}_ci_high"] = est.ci_low, est.ci_high
+    row[f"{key}_ci_clipped"] = est.clipped
 
 
 # The floor row of a comparison on a pretrained backbone: its weights before fine-tuning.
@@ -107,9 +123,32 @@ def pretrained_floor(records: Sequence[dict[str, Any]]) -> bool:
     return any((r.get("provenance") or {}).get("pretrained") for r in records if r.get("loss") == "untrained")
 
 
-def caption(records: Sequence[dict[str, Any]], tuning: dict[str, Any] | None = None) -> str:
+def statistics_note(rows: Sequence[dict[str, Any]]) -> str:
+    """The caption's account of the cells and the test: which test and correction, or why none."""
+    if all(row["seeds"] < MIN_SEEDS for row in rows if row["loss"] != "untrained"):
+        return ("Cells: one run per loss (one seed: no std, no interval and no significance test, "
+                f"which needs >= {MIN_SEEDS} seeds per loss; rerun with --seeds 3 or more).")
+    clipped = any(row.get(f"{key}_ci_clipped") for row in rows for key in list(row)
+                  if not key.endswith("_ci_clipped"))
+    compared = sum(row.get("best") is not None for row in rows if row["loss"] != "untrained") - 1
+    untested = [row["loss"] for row in rows if row["loss"] != "untrained" and row.get("best") is None]
+    note = ("Cells: mean ± std over seeds [95 % Student-t CI"
+            + (f"; {CLIPPED} = clipped to [0, 100]]" if clipped else "]") + "; ")
+    if compared < 1:
+        return note + f"no significance test (fewer than {MIN_SEEDS} seeds matched with the best)."
+    note += (f"* = statistically indistinguishable from the best mean on {metric_label(MARK_METRIC)} ({TEST}, "
+             f"{CORRECTION}-corrected over the {compared} comparison(s) with the best, "
+             f"adjusted p >= {ALPHA:g})")
+    if untested:
+        note += f"; untested (< {MIN_SEEDS} seeds matched with the best): {', '.join(untested)}"
+    return note + "."
+
+
+def caption(records: Sequence[dict[str, Any]], tuning: dict[str, Any] | None = None,
+            rows: Sequence[dict[str, Any]] | None = None) -> str:
     """How the table was obtained: tuned (budget, metric, split) or untuned, epochs, seeds,
-    dataset, backbone, dim, losszoo version, and the statistics used."""
+    dataset, backbone, dim, losszoo version, and the statistics used (``rows``: the summary,
+    computed when not given)."""
     from losszoo import __version__
 
     trained = [r for r in records if r.get("loss") != "untrained"] or list(records)
@@ -148,20 +187,16 @@ def caption(records: Sequence[dict[str, Any]], tuning: dict[str, Any] | None = N
             f"{' (first ' + str(config['max_classes']) + ' classes)' if config.get('max_classes') else ''}"
             f"{sizes}, backbone {config.get('backbone')}, dim {config.get('dim')}, losszoo {__version__}. "
             f"{floor}"
-            "Cells: mean ± std over seeds [95 % Student-t CI]; * = statistically indistinguishable "
-            f"from the best on {MARK_METRIC} (paired t-test over matched seeds, p >= 0.05; CI overlap "
-            f"with < 2 matched seeds); (nc) = runs not converged (validation {CONVERGENCE_METRIC} "
+            f"{statistics_note(summarize(records) if rows is None else rows)} "
+            f"(nc) = runs not converged (validation {metric_label(CONVERGENCE_METRIC)} "
             f"rose > {100 * CONVERGENCE_THRESHOLD:g} points over the last {CONVERGENCE_WINDOW} evaluations"
             f"{'; for protocol final runs, the best tuning trial of the same schedule' if tuning and tuning.get('curves') else ''})."
             f"{' (diverged k/n) = k of n runs stopped on a non-finite loss, left out of the cells.' if any(r.get('status') == DIVERGED for r in records) else ''}")
 
 
 def _columns(ks: Sequence[int]) -> list[tuple[str, str]]:
-    return (
-        [(f"recall@{k}", f"R@{k}") for k in ks]
-        + [("nmi", "NMI"), ("map_at_r", "MAP@R")]
-        + [("binary/recall@1", "bin R@1"), ("binary/map_at_r", "bin MAP@R")]
-    )
+    keys = [f"recall@{k}" for k in ks] + ["nmi", "map_at_r", "binary/recall@1", "binary/map_at_r"]
+    return [(key, metric_label(key).replace("binary", "bin")) for key in keys]
 
 
 def _cell(row: dict[str, Any], key: str) -> str:
@@ -170,11 +205,12 @@ def _cell(row: dict[str, Any], key: str) -> str:
     if row.get(f"{key}_std") is None:
         return f"{100 * row[key]:.1f}"
     return (f"{100 * row[key]:.1f} ± {100 * row[f'{key}_std']:.1f} "
-            f"[{100 * row[f'{key}_ci_low']:.1f}, {100 * row[f'{key}_ci_high']:.1f}]")
+            f"[{100 * row[f'{key}_ci_low']:.1f}, {100 * row[f'{key}_ci_high']:.1f}]"
+            + (CLIPPED if row.get(f"{key}_ci_clipped") else ""))
 
 
 def _label(row: dict[str, Any]) -> str:
-    label = row.get("label", row["loss"]) + (" *" if row.get("best") else "") \
+    label = row.get("label", row["loss"]) + (" *" if row.get("best") is True else "") \
         + (" (nc)" if row.get("not_converged") else "")
     if row.get("diverged"):
         label += f" (diverged {row['diverged']}/{row['diverged'] + row['seeds']})"
@@ -182,7 +218,9 @@ def _label(row: dict[str, Any]) -> str:
 
 
 def render_table(rows: Sequence[dict[str, Any]], ks: Sequence[int], title: str | None = None) -> Table:
-    table = Table(title="losszoo compare (%, mean ± std [95 % CI] over seeds)", caption=title)
+    # The caption is plain text: "[train 20 classes / ...]" must not be read as rich markup.
+    table = Table(title="losszoo compare (%, mean ± std [95 % CI] over seeds)",
+                  caption=None if title is None else escape(title))
     table.add_column("loss", style="bold", no_wrap=True,
                      min_width=max((len(_label(row)) for row in rows), default=4))
     for _, title in _columns(ks):
@@ -298,7 +336,7 @@ def write_report(records: Sequence[dict[str, Any]], output_dir: str | Path, *, k
             row["settings"] = "untuned"
         elif row["loss"] in (tuning or {}).get("by_hand", {}):
             row["settings"] = "by hand"
-    text = caption(records, tuning)
+    text = caption(records, tuning, rows)
     write_json(output_dir / "results.json", {"caption": text, "summary": rows, "runs": list(records),
                                              "provenance": provenance})
     write_text(output_dir / "results.csv", to_csv(rows))
