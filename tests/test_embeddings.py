@@ -58,7 +58,8 @@ def test_retrieval_figure_grid(run_dir, tmp_path):
                  "--figure-k", "3"]) == 0
     picture = mpimg.imread(png)
     height, width = picture.shape[:2]
-    assert width / height == pytest.approx(4 / 4, rel=0.15)  # 4 rows of 3 + 1 squares
+    assert width / height == pytest.approx(_ratio(4, 4), rel=0.15)  # 4 rows of 3 + 1 images
+    assert png.with_suffix(".svg").stat().st_size and png.with_suffix(".pdf").stat().st_size
 
     from losszoo.training.retrieval_figure import retrieval_figure
     from losszoo.training.plan import build_model, evaluate as evaluate_plan, final_test_data, plan_run
@@ -74,7 +75,26 @@ def test_retrieval_figure_grid(run_dir, tmp_path):
     path, grid = retrieval_figure(tmp_path / "g.png", arrays, data, queries=6, k=2)
     assert grid == (6, 3) and path.stat().st_size
     height, width = mpimg.imread(path).shape[:2]
-    assert width / height == pytest.approx(3 / 6, rel=0.15)
+    assert width / height == pytest.approx(_ratio(6, 3), rel=0.15)
+
+
+def _ratio(rows, columns):
+    """Width / height of the figure: square images, each with a class-name line, and a title."""
+    from losszoo.training.retrieval_figure import CELL_INCHES
+
+    return CELL_INCHES * columns / ((CELL_INCHES + 0.25) * rows + 0.6)
+
+
+def test_class_names_keep_their_distinguishing_end():
+    from types import SimpleNamespace
+
+    from losszoo.training.retrieval_figure import NAME_CHARS, class_name
+
+    dataset = SimpleNamespace(classes=["Latin/character01", "Old_Church_Slavonic_(Cyrillic)/character12"])
+    assert class_name(dataset, 0) == "Latin/character01"
+    long = class_name(dataset, 1)
+    assert len(long) == NAME_CHARS and long.endswith("character12") and "\u2026" in long
+    assert class_name(SimpleNamespace(), 3) == "class 3"
 
 
 def test_compare_saves_each_runs_embeddings_and_retrieval_figure(tmp_path):

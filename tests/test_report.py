@@ -40,8 +40,9 @@ def test_summary_ci_mark_and_files(tmp_path):
     md = (tmp_path / "results.md").read_text()
     assert md.startswith("tuned: 2 trials per loss") and "3 seed(s)" in md and "convnet4" in md
     assert "a *" in md and "b (nc)" in md
-    for name in ("validation_curves", "float_vs_binary_r1", "recall_at_k"):
-        assert (tmp_path / f"{name}.png").stat().st_size and (tmp_path / f"{name}.svg").stat().st_size
+    for name in ("validation_curves", "float_vs_binary_r1", "recall_at_k", "map_at_r"):
+        for fmt in ("png", "svg", "pdf"):
+            assert (tmp_path / f"{name}.{fmt}").stat().st_size, (name, fmt)
 
 
 def test_csv_leaves_std_blank_for_one_seed(tmp_path):
@@ -138,3 +139,20 @@ def test_caption_markup_is_shown_on_a_terminal(tmp_path):
     console = Console(record=True, force_terminal=True, width=300)
     write_report(records, tmp_path, ks=(1,), console=console)
     assert "[train 20 classes / 400 images]" in console.export_text()
+
+
+def test_figures_say_what_they_show_and_keep_the_floor_apart():
+    from losszoo.training.figures import styles, subtitle
+
+    records = [_record("a", s, 0.5) for s in (0, 1)]
+    text = subtitle(records, {"trials": 4})
+    for part in ("omniglot", "convnet4", "dim 64", "tuned (4 trials per loss)", "2 seeds (0, 1)"):
+        assert part in text, part
+    assert "untuned" in subtitle(records)
+    losses = ["untrained", *(f"loss{i}" for i in range(30))]
+    look = styles(losses)
+    trained = [(s.color, s.linestyle, s.marker) for name, s in look.items() if name != "untrained"]
+    assert len(set(trained)) == 30  # colour x line style x marker never repeats within 30 losses
+    floor = look["untrained"]
+    assert floor.color == "black" and floor.zorder > max(s.zorder for n, s in look.items() if n != "untrained")
+    assert all(s.color != "black" for n, s in look.items() if n != "untrained")

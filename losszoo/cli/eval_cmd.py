@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "labels, image paths, neighbours) into DIR (default: the run folder)")
     parser.add_argument("--retrieval-figure", dest="retrieval_figure", nargs="?", const=True,
                         default=None, metavar="PNG", help="draw queries and their top-k neighbours, "
-                        "framed green/red (default: RUN/retrieval.png)")
+                        "marked same class / other class (default: RUN/retrieval.png, with .svg and .pdf)")
     parser.add_argument("--figure-queries", dest="figure_queries", type=int, default=8,
                         help="queries in the retrieval figure")
     parser.add_argument("--figure-k", dest="figure_k", type=int, default=5,
@@ -125,5 +125,6 @@ def _write_extras(arrays: object, data: object, config: TrainConfig, embeddings_
         console.print(f"embeddings: {', '.join(map(str, paths))}")
     if figure is not None:
         path, _ = retrieval_figure(figure, arrays, data, queries=args.figure_queries, k=args.figure_k,
-                                   seed=config.seed, title=f"{config.loss}: {config.dataset} test")
+                                   seed=config.seed, title=f"{config.loss}: {config.dataset} test queries "
+                                         f"({config.backbone}, dim {config.dim})")
         console.print(f"retrieval figure: {path}")

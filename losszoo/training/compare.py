@@ -114,14 +114,16 @@ def plan_comparison(
     return runs
 
 
-def _saver(folder: Path, loss: str) -> Any:
+def _saver(folder: Path, config: TrainConfig) -> Any:
     """Writes a run's test embeddings (embeddings.npz, items.csv) and its retrieval figure."""
     from losszoo.training.embeddings import save_embeddings as write_embeddings
     from losszoo.training.retrieval_figure import RETRIEVAL_FIGURE, retrieval_figure
 
     def save(arrays: Any, data: Any) -> None:
         write_embeddings(folder, arrays, data)
-        retrieval_figure(folder / RETRIEVAL_FIGURE, arrays, data, title=f"{loss}: test queries")
+        retrieval_figure(folder / RETRIEVAL_FIGURE, arrays, data, seed=config.seed,
+                         title=f"{config.loss}: {config.dataset} test queries ({config.backbone}, "
+                               f"dim {config.dim}, seed {config.seed})")
 
     return save
 
@@ -202,7 +204,7 @@ def compare(
                 try:
                     records.append(train(run.plan, run.folder, resume=True, progress=progress,
                                          console=console, tensorboard=tensorboard,
-                                         on_test=_saver(run.folder, name) if save_embeddings else None))
+                                         on_test=_saver(run.folder, run.plan.config) if save_embeddings else None))
                 except DivergedError as exc:  # its row is marked; the table is still finished
                     records.append(_diverged(run, exc, console))
         if context.is_main:

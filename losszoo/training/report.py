@@ -14,13 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from losszoo.evaluation.stats import ALPHA, CORRECTION, MIN_SEEDS, TEST, compare_to_best, estimate
-from losszoo.training.checkpoint import atomic_write, write_json, write_text
+from losszoo.training.checkpoint import write_json, write_text
 from losszoo.training.divergence import DIVERGED
 
 MARK_METRIC = "map_at_r"  # the metric the "indistinguishable from best" mark is computed on
@@ -251,77 +250,25 @@ def to_csv(rows: Sequence[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def _std(row: dict[str, Any], key: str) -> float:
-    value = row.get(f"{key}_std")
-    return 0.0 if value is None else 100 * value
-
-
 def plot(rows: Sequence[dict[str, Any]], ks: Sequence[int], output_dir: Path,
-         records: Sequence[dict[str, Any]] = ()) -> list[Path]:
-    """Recall@K curves per loss, float vs binary R@1 bars with error bars (std over seeds,
-    y axis from 0), and, when runs evaluated validation classes, the per-epoch validation
-    curves of every run; each as PNG and SVG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullLocator
+         records: Sequence[dict[str, Any]] = (), tuning: dict[str, Any] | None = None) -> list[Path]:
+    """The report's figures (losszoo.training.figures), each as PNG, SVG and PDF: Recall@K and
+    MAP@R per loss, float vs binary R@1 when measured, and the per-epoch validation curves when
+    the runs evaluated validation classes."""
+    from losszoo.training import figures
 
     rows = [row for row in rows if row["seeds"]]  # a loss whose every run diverged has no curve
-    paths = []
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for row in rows:
-        ax.errorbar(ks, [100 * row[f"recall@{k}"] for k in ks],
-                    yerr=[_std(row, f"recall@{k}") for k in ks], marker="o", capsize=3,
-                    label=row["loss"], linestyle="--" if row["loss"] == "untrained" else "-")
-    ax.set(xscale="log", xticks=list(ks), xticklabels=[str(k) for k in ks], xlabel="K",
-           ylabel="Recall@K (%)", title="Recall@K per loss")
-    ax.xaxis.set_minor_locator(NullLocator())  # no "3 x 10^0" labels on the log axis
-    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))  # beside the curves
-    ax.grid(alpha=0.3)
-    paths += _save(fig, output_dir / "recall_at_k.png")
-    plt.close(fig)
-
+    caption = figures.subtitle(records, tuning) if records else ""
+    paths = figures.recall_at_k(rows, ks, caption, output_dir / "recall_at_k")
+    paths += figures.map_at_r(rows, caption, output_dir / "map_at_r")
     if any("binary/recall@1" in row for row in rows):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        x = np.arange(len(rows))
-        ax.bar(x - 0.2, [100 * r["recall@1"] for r in rows], 0.4, label="float",
-               yerr=[_std(r, "recall@1") for r in rows], capsize=3)
-        ax.bar(x + 0.2, [100 * r.get("binary/recall@1", np.nan) for r in rows], 0.4, label="binary",
-               yerr=[_std(r, "binary/recall@1") for r in rows], capsize=3)
-        ax.set_xticks(x, [r["loss"] for r in rows], rotation=30, ha="right")
-        ax.set(ylabel="Recall@1 (%)", title="Float vs binary (sign) embeddings (± std over seeds)")
-        ax.set_ylim(bottom=0)
-        ax.legend()
-        fig.tight_layout()
-        paths += _save(fig, output_dir / "float_vs_binary_r1.png")
-        plt.close(fig)
-
+        paths += figures.float_vs_binary(rows, caption, output_dir / "float_vs_binary_r1")
     curves = [(r, validation_curve(r)) for r in records]
     curves = [(r, c) for r, c in curves if c]
     if curves:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        colors = {}
-        for record, curve in curves:
-            loss = record["loss"]
-            line = ax.plot([e for e, _ in curve], [100 * v for _, v in curve], marker=".",
-                           color=colors.get(loss), label=None if loss in colors else loss)[0]
-            colors.setdefault(loss, line.get_color())
-        ax.set(xlabel="epoch", ylabel=f"validation {CONVERGENCE_METRIC} (%)",
-               title="Validation curves (every seed)")
-        ax.set_ylim(bottom=0)
-        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
-        ax.grid(alpha=0.3)
-        paths += _save(fig, output_dir / "validation_curves.png")
-        plt.close(fig)
+        paths += figures.validation_curves([r for r, _ in curves], [c for _, c in curves], caption,
+                                           output_dir / "validation_curves", metric_label(CONVERGENCE_METRIC))
     return paths
-
-
-def _save(fig: Any, path: Path) -> list[Path]:
-    """``path`` as PNG and its .svg sibling."""
-    png = atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=120, bbox_inches="tight"))
-    svg = atomic_write(path.with_suffix(".svg"), lambda fh: fig.savefig(fh, format="svg", bbox_inches="tight"))
-    return [png, svg]
 
 
 def write_report(records: Sequence[dict[str, Any]], output_dir: str | Path, *, ks: Sequence[int],
@@ -341,7 +288,7 @@ def write_report(records: Sequence[dict[str, Any]], output_dir: str | Path, *, k
                                              "provenance": provenance})
     write_text(output_dir / "results.csv", to_csv(rows))
     write_text(output_dir / "results.md", to_markdown(rows, ks, text))
-    plot(rows, ks, output_dir, records)
+    plot(rows, ks, output_dir, records, tuning)
     if console is not None and console.is_terminal:
         console.print(render_table(rows, ks, text))
     elif console is not None:  # piped or redirected: plain Markdown, never cut to a width
