@@ -1,18 +1,48 @@
 """Shared fixtures. Every test that registers something does so inside a scoped registry; an
 autouse fixture checks that no test leaves an entry behind (and removes it if one does), so the
-"no leak" tests hold whatever order the tests run in."""
+"no leak" tests hold whatever order the tests run in. Plugins installed in the environment
+(e.g. the example plugin, pip-installed as its README says) are hidden from the registries:
+the suite sees losszoo's own entry points and the throwaway plugins tests install themselves."""
 
 from __future__ import annotations
+
+from importlib.metadata import distributions, entry_points
 
 import pytest
 import torch
 
+import losszoo.registry
 from losszoo.data.registry import DATASETS
 from losszoo.losses.registry import LOSSES
 from losszoo.models.registry import BACKBONES
 from losszoo.samplers.registry import SAMPLERS
 
 REGISTRIES = (LOSSES, BACKBONES, DATASETS, SAMPLERS)
+
+
+def _installed_plugin_locations() -> set[str]:
+    """Where the distributions other than losszoo that declare losszoo entry points live."""
+    return {str(dist.locate_file("")) for dist in distributions()
+            if dist.metadata["Name"] != "losszoo"
+            and any(ep.group.startswith("losszoo.") for ep in dist.entry_points)}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _hide_installed_plugins():
+    installed = _installed_plugin_locations()
+
+    def own_entry_points(**selection):
+        return [ep for ep in entry_points(**selection)
+                if ep.dist is None or ep.dist.metadata["Name"] == "losszoo"
+                or str(ep.dist.locate_file("")) not in installed]
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(losszoo.registry, "entry_points", own_entry_points)
+    for registry in REGISTRIES:  # none read yet at collection; reset in case one was
+        registry._plugins_loaded = registry.entry_point_group is None
+        registry._namespaces_loaded = set()
+    yield
+    patch.undo()
 
 
 @pytest.fixture

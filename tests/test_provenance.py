@@ -76,7 +76,8 @@ def test_train_records_provenance_outside_the_fingerprint(tmp_path, monkeypatch)
     record = json.loads((out / RESULT).read_text())
     _check_common(record["provenance"])
     assert record["provenance"]["loss"] == {"name": "triplet",
-                                            "options": {"margin": 0.3, "mining": "semihard"}}
+                                            "options": {"margin": 0.3, "mining": "semihard"},
+                                            "module": "losszoo.losses.triplet"}  # no file: a built-in
     first = record["fingerprint"]
     # A rerun elsewhere (other provenance) is the same run: --resume accepts the checkpoint.
     monkeypatch.setattr(prov, "cpu_model", lambda: "another CPU")

@@ -209,3 +209,39 @@ def test_compare_tune_takes_the_same_warm_start(tmp_path, capsys):
                  "-o", str(out), *TINY_ARGS]) == 0
     _, trials = _finished(out / "tune" / "study.db", "normsoftmax")
     assert trials[1].params == {"loss.temperature": 0.1, "common.lr": 0.04, "common.samples_per_class": 4}
+
+
+def test_tune_warns_what_it_cannot_tune_and_numbers_trials_as_their_folders(tmp_path, loss_registry):
+    from rich.console import Console
+
+    @register_loss("toy-fixed", sampler="class_balanced")  # no search_space declared
+    class ToyFixed(MetricLoss):
+        def __init__(self, margin: float = 0.2):
+            super().__init__()
+            self.margin = margin
+
+        def forward(self, embeddings, labels):
+            return self.margin * embeddings.pow(2).mean()
+
+    console = Console(record=True, width=400)
+    tune(build_config({**TINY, "epochs": 1}), tmp_path, losses=["toy-fixed"], trials=2, console=console)
+    text = console.export_text()
+    assert "toy-fixed declares no search space: only the shared lr, samples_per_class are tuned" in text
+    assert "its own hyperparameters (margin) keep their defaults" in text
+    assert re.search(r"the validation split holds only \d classes", text)  # 10 classes, a fraction held out
+    numbers = [int(n) for n in re.findall(r"toy-fixed: trial (\d+) \(", text)]
+    folders = sorted(int(p.name.removeprefix("trial")) for p in (tmp_path / "toy-fixed").glob("trial*")
+                     if p.is_dir())
+    assert numbers == folders == [0, 1]
+    rows = json.loads((tmp_path / "toy-fixed" / "trials.json").read_text())
+    assert [r["number"] for r in rows] == [0, 1]
+
+
+def test_no_warning_for_a_declared_space_and_enough_validation_classes():
+    from types import SimpleNamespace
+
+    from losszoo.tuning.advice import search_space_warnings, validation_warnings
+
+    assert search_space_warnings(["normsoftmax", "triplet"], ["lr"]) == []
+    plan = SimpleNamespace(split_sizes=lambda: {"validation": {"classes": 40, "images": 800}})
+    assert validation_warnings(plan) == []

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losszoo import MetricLoss, list_losses, register_loss
+from losszoo import MetricLoss, get_loss_spec, register_loss
 from losszoo.losses.proxies import ClassWeights, cosine_logits
 
 NAME = "example:arcface"
@@ -58,6 +58,11 @@ class ArcFace(MetricLoss):
 
 
 def register() -> None:
-    """The ``losszoo.losses`` entry point: add ``example:arcface`` (a no-op if present)."""
-    if NAME not in list_losses(NAME):
+    """The ``losszoo.losses`` entry point: add ``example:arcface`` (a no-op if present).
+
+    It looks up its one name: ``list_losses(NAME)`` would list every namespace, importing each
+    namespace plugin (pytorch-metric-learning for ``pml:``) on a plain ``losszoo list``."""
+    try:
+        get_loss_spec(NAME)
+    except KeyError:
         register_loss(NAME, sampler="class_balanced", tags=("classification", "proxy", "plugin"))(ArcFace)

@@ -8,6 +8,7 @@ from losszoo.cli.options import HelpFormatter, add_training_options, config_from
 from losszoo.errors import ConfigError
 
 DATA_SETTINGS = frozenset({"config", "dataset", "data_root"})
+IMPORTS_LOSSES = False  # it decodes images only: a --loss-module would go unused
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

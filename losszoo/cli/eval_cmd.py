@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
                                                if getattr(args, k, None) is None})
     else:
         config, _ = config_from_args(args)
+    if args.run_dir:
+        check_loss_registered(Path(args.run_dir), config.loss)
     # eval tests the model: on the test split, whichever classes it was trained on.
     plan = plan_run(config.replace(protocol="final", eval_every=0))
     model = build_model(plan)
@@ -99,6 +101,27 @@ def _check_writable(folder: Path | None) -> None:
         tempfile.TemporaryFile(dir=existing).close()
     except OSError as exc:
         raise OutputError(f"cannot write {folder}: {exc.strerror or exc}") from None
+
+
+def check_loss_registered(run_dir: Path, loss: str) -> None:
+    """Refuse, saying how to load it, a run whose loss is not registered in this process (one
+    trained with ``--loss-module``): its result.json records where the loss was defined."""
+    from losszoo.losses import get_loss_spec
+    from losszoo.training.checkpoint import read_json
+    from losszoo.training.trainer import RESULT
+
+    try:
+        get_loss_spec(loss)
+        return
+    except KeyError:
+        pass
+    source = {}
+    if (run_dir / RESULT).exists():
+        source = (read_json(run_dir / RESULT).get("provenance") or {}).get("loss") or {}
+    module = source.get("file") or source.get("module")
+    how = (f"pass --loss-module {module}" if module
+           else "pass --loss-module FILE.py|MODULE, the one it was trained with")
+    raise ConfigError(f"{run_dir} was trained with loss {loss!r}, which is not registered: {how}")
 
 
 def _target(value: str | bool | None, run_dir: str | None, flag: str, name: str | None = None) -> Path | None:

@@ -30,11 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(subparsers)
-    for command_parser in subparsers.choices.values():
-        command_parser.add_argument(
-            "--loss-module", dest="loss_module", action="append", metavar="FILE.py|MODULE[:FUNC]",
-            help="import a file or module first, registering its losses for this command "
-            "(MODULE:FUNC also calls FUNC()); repeatable")
+        if getattr(command, "IMPORTS_LOSSES", True):  # the parser just added
+            list(subparsers.choices.values())[-1].add_argument(
+                "--loss-module", dest="loss_module", action="append", metavar="FILE.py|MODULE[:FUNC]",
+                help="import a file or module first, registering its losses for this command "
+                "(MODULE:FUNC also calls FUNC()); repeatable")
     return parser
 
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         runtime.tune_process(workers=getattr(args, "workers", None) or 0)
-        if args.loss_module:
+        if getattr(args, "loss_module", None):
             load_loss_modules(args.loss_module)
         return args.run(args)
     except Exception as exc:

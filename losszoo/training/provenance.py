@@ -7,6 +7,7 @@ settings on other machines or commits are the same run for ``--resume`` and ``co
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import platform
 import subprocess
@@ -79,11 +80,19 @@ def device_info(device: torch.device | str | None) -> dict[str, Any]:
 
 
 def loss_record(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The canonical loss name and every constructor hyperparameter, defaults included."""
+    """The canonical loss name, every constructor hyperparameter (defaults included), and where
+    the loss is defined (``module``; ``file`` too for a loss from outside losszoo, e.g. a
+    ``--loss-module FILE.py``: ``losszoo eval`` names it when the loss is not registered)."""
+    import inspect
+
     from losszoo.losses import get_loss_spec
 
     spec = get_loss_spec(name)
-    return {"name": spec.name, "options": spec.resolve(options)}
+    record = {"name": spec.name, "options": spec.resolve(options), "module": spec.cls.__module__}
+    if not spec.cls.__module__.startswith("losszoo."):  # a plugin's, or a --loss-module file's
+        with contextlib.suppress(TypeError, OSError):
+            record["file"] = str(Path(inspect.getsourcefile(spec.cls)).resolve())
+    return record
 
 
 def provenance(*, device: torch.device | str | None, started: str, loss: str | None = None,

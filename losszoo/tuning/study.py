@@ -27,13 +27,14 @@ from rich.console import Console
 from losszoo.errors import ConfigError, DivergedError, OutputError
 from losszoo.hyperparams import Choice, LogUniform, SearchRange
 from losszoo.losses import get_loss_spec
-from losszoo.training.checkpoint import atomic_write, folder_name, write_json, write_text
+from losszoo.training.checkpoint import folder_name, write_json, write_text
 from losszoo.training.config import SCHEDULE, TUNED_SHARED, TrainConfig, toml_string, toml_value
 from losszoo.training.divergence import DIVERGED
 from losszoo.training.inference import metric_names
 from losszoo.training.plan import loss_name, plan_run
 from losszoo.training.trainer import train
 from losszoo.tuning.storage import check_storage
+from losszoo.tuning.advice import search_space_warnings, validation_warnings
 
 # Shared knobs that interact with every loss (Musgrave et al. 2020 tune lr per loss; the batch
 # composition, classes per batch vs samples per class at a fixed batch size, follows
@@ -162,8 +163,10 @@ def tune_loss(
 
     while (done := _trials_done(study)) < trials:
         best = _best_value(study)
-        console.log(f"{name}: trial {done + 1}/{trials}" + (f", best {metric} {100 * best:.2f}" if best is not None else ""))
         trial = study.ask()
+        # Numbered as its folder (trial<N>/), trials.csv and the figure: Optuna's number, from 0.
+        console.log(f"{name}: trial {trial.number} ({done} of {trials} finished)"
+                    + (f", best {metric} {100 * best:.2f}" if best is not None else ""))
         # Proposals drawn at each suggest come from a sampler seeded by the trial's number: one
         # sampler seeded once per process would replay its first proposals in a resumed or
         # extended study, and in every worker that joins it.
@@ -184,7 +187,7 @@ def tune_loss(
     rows = trial_rows(study, metric)
     write_text(folder / "trials.csv", _csv(rows))
     write_json(folder / "trials.json", rows)
-    _plot_best_so_far(rows, folder / "best_so_far.png", name, metric)
+    _plot_best_so_far(rows, folder / "best_so_far.png", name, metric, base)
     complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
     if not complete:
         raise ConfigError(f"{name}: no trial completed (all pruned or diverged); raise the budget "
@@ -284,26 +287,35 @@ def _csv(rows: Sequence[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def _plot_best_so_far(rows: Sequence[dict[str, Any]], path: Path, loss: str, metric: str) -> None:
+def _plot_best_so_far(rows: Sequence[dict[str, Any]], path: Path, loss: str, metric: str,
+                      config: TrainConfig) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    from losszoo.training.figures import PALETTE, save_figure
+    from losszoo.training.report import metric_label
 
     best, xs, ys = None, [], []
     for row in rows:
         if row["state"] == "COMPLETE" and row["value"] is not None:
             best = row["value"] if best is None else max(best, row["value"])
         if best is not None:
-            xs.append(row["number"] + 1)
+            xs.append(row["number"])
             ys.append(100 * best)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.step(xs, ys, where="post", marker="o")
-    ax.set(xlabel="trial", ylabel=f"best validation {metric} (%)", title=f"{loss}: best so far")
+    fig, ax = plt.subplots(figsize=(5, 3.5), layout="constrained")
+    ax.step(xs, ys, where="post", marker="o", color=PALETTE[3])
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    label = metric_label(metric)
+    ax.set(xlabel="trial (its folder: trial<N>)", ylabel=f"best validation {label} so far (%)")
+    ax.set_title(f"{config.dataset}, {config.backbone}, dim {config.dim}, {config.epochs} epochs, "
+                 f"seed {config.seed}", fontsize=8)
+    fig.suptitle(f"{loss}: best validation {label} over the trials", fontsize=10)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    for suffix, fmt in ((".png", "png"), (".svg", "svg")):
-        atomic_write(path.with_suffix(suffix), lambda fh, f=fmt: fig.savefig(fh, format=f, bbox_inches="tight"))
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -324,9 +336,13 @@ def tune(
     names = [loss_name(loss) for loss in losses]
     starts: dict[str, TrainConfig] = {}
     for name in names:  # every name and setting checked before the first file is written
-        plan_run(base.replace(loss=name, protocol="tune"))
+        plan = plan_run(base.replace(loss=name, protocol="tune"))
         if name in (warm_start or {}):
             starts[name] = warm_config(base, name, *warm_start[name])
+    console = console or Console(stderr=True)
+    # every loss shares the class-disjoint validation split: the last plan speaks for all
+    for line in search_space_warnings(names, COMMON_SHARED) + validation_warnings(plan):
+        console.log(f"warning: {line}")
     output_dir = Path(output_dir)
     check_storage(storage or study_url(output_dir), folder_made=storage is None)
     _check_existing_studies(output_dir, storage, names, base)
