@@ -100,3 +100,14 @@ def test_tensorboard_event_files(tmp_path):
     assert main(["train", "--loss", "triplet", "--epochs", "1", "--batches-per-epoch", "2",
                  "--tensorboard", "--output", str(out), *TINY]) == 0
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    # The TensorBoard logger is a callback: what it wrote is what log.csv and result.json hold.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    with (out / STEP_LOG).open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [e.step for e in events.Scalars("train/loss")] == [int(r["step"]) for r in rows]
+    assert [e.value for e in events.Scalars("train/loss")] == pytest.approx([float(r["loss"]) for r in rows])
+    metrics = json.loads((out / "result.json").read_text())["metrics"]
+    assert events.Scalars("test/map_at_r")[0].value == pytest.approx(metrics["map_at_r"])

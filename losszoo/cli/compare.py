@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +66,28 @@ def run(args: argparse.Namespace) -> int:
     config = spec.base
     output = Path(args.output or f"runs/compare-{config.dataset}-{config.backbone}-{config.dim}")
     warm_start = warm_start_tables(args.warm_start, spec.names) if args.warm_start else None
-    run_comparison(spec, output, tune=args.tune or 0, metric=args.metric, storage=args.storage,
-                   warm_start=warm_start, command=command_line(args), progress=args.progress,
-                   console=Console(stderr=True), tensorboard=args.tensorboard,
-                   save_embeddings=args.save_embeddings)
+    with _tracking(args, output) as callbacks:
+        run_comparison(spec, output, tune=args.tune or 0, metric=args.metric, storage=args.storage,
+                       warm_start=warm_start, command=command_line(args), progress=args.progress,
+                       console=Console(stderr=True), tensorboard=args.tensorboard,
+                       save_embeddings=args.save_embeddings, callbacks=callbacks)
     Console(quiet=not init_distributed().is_main).print(
         f"results: {output}/results.json, results.csv, results.md, *.png")
     return 0
+
+
+@contextlib.contextmanager
+def _tracking(args: argparse.Namespace, output: Path) -> Iterator[list[Any]]:
+    """The callbacks --mlflow asks for: a parent MLflow run for the comparison (rank 0 only)."""
+    from losszoo.distributed import init_distributed
+
+    if args.mlflow is None or not init_distributed().is_main:
+        yield []
+        return
+    from losszoo.training.mlflow_logger import mlflow_comparison
+
+    with mlflow_comparison(output, args.mlflow or None) as logger:
+        yield [logger]
 
 
 def command_line(args: argparse.Namespace) -> str:

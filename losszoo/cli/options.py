@@ -100,6 +100,9 @@ def add_log_options(parser: argparse.ArgumentParser) -> None:
     """Options of the commands that train (train, compare)."""
     parser.add_argument("--tensorboard", action="store_true",
                         help="also write TensorBoard event files (pip install losszoo[tensorboard])")
+    parser.add_argument("--mlflow", nargs="?", const="", default=None, metavar="TRACKING_URI",
+                        help="also log to MLflow (pip install losszoo[mlflow]): one run per loss and "
+                        "seed, a comparison as their parent; default store: ./mlruns/mlflow.db")
 
 
 def command_line_settings(args: argparse.Namespace) -> dict[str, Any]:

@@ -34,7 +34,12 @@ def run(args: argparse.Namespace) -> int:
     config = config.replace(loss_options=options,
                             **{k: v for k, v in settings.items() if getattr(args, k, None) is None})
     output = Path(args.output or f"runs/{config.dataset}-{folder_name(config.loss)}-seed{config.seed}")
+    callbacks = []
+    if args.mlflow is not None and init_distributed().is_main:
+        from losszoo.training.mlflow_logger import MLflowLogger
+
+        callbacks.append(MLflowLogger(args.mlflow or None))
     train(config, output, resume=args.resume, progress=args.progress, console=Console(stderr=True),
-          tensorboard=args.tensorboard)
+          tensorboard=args.tensorboard, callbacks=callbacks)
     Console(quiet=not init_distributed().is_main).print(f"results: {output / 'result.json'}")
     return 0

@@ -21,6 +21,7 @@ from rich.console import Console
 from losszoo.distributed import init_distributed
 from losszoo.errors import ConfigError, DivergedError, OutputError
 from losszoo.losses import select_losses
+from losszoo.training.callbacks import Callback
 from losszoo.training.checkpoint import folder_name, output_lock, write_json
 from losszoo.training.config import TRAINING_ONLY, TrainConfig
 from losszoo.training.divergence import diverged_record
@@ -167,6 +168,7 @@ def compare(
     tuning: dict[str, Any] | None = None,
     tensorboard: bool = False,
     save_embeddings: bool = False,
+    callbacks: Sequence[Callback] = (),
 ) -> list[dict[str, Any]]:
     """Train every loss in ``losses`` for ``seeds`` seeds; return the run records (untrained
     baseline first) and write the report files.
@@ -176,7 +178,8 @@ def compare(
     tuned for it (``lr``, ``samples_per_class``: best.toml's ``[loss_settings.<loss>]``). Under protocol ``"holdout"`` with ``eval_every``
     the validation classes are scored during training (the report plots the curves and flags
     runs not converged) and the test classes once, at the end. ``tuning`` (trials, metric,
-    split) says in the report's caption that the settings were tuned.
+    split) says in the report's caption that the settings were tuned. ``callbacks``
+    (:mod:`losszoo.training.callbacks`) hear of every trained run.
     """
     if base.protocol == "tune":
         raise ConfigError("compare reports test metrics: use protocol 'final' or 'holdout' "
@@ -204,7 +207,8 @@ def compare(
                 try:
                     records.append(train(run.plan, run.folder, resume=True, progress=progress,
                                          console=console, tensorboard=tensorboard,
-                                         on_test=_saver(run.folder, run.plan.config) if save_embeddings else None))
+                                         on_test=_saver(run.folder, run.plan.config) if save_embeddings else None,
+                                         callbacks=callbacks))
                 except DivergedError as exc:  # its row is marked; the table is still finished
                     records.append(_diverged(run, exc, console))
         if context.is_main:

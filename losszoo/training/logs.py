@@ -1,6 +1,8 @@
 """Per-run logs: ``log.csv`` (one row per training step: step, epoch, loss, learning rate per
 parameter group, images/s), ``history.csv`` (one row per evaluation: epoch, split, metrics),
-and optionally TensorBoard event files (``--tensorboard``, ``pip install losszoo[tensorboard]``).
+and the run's callbacks (:mod:`losszoo.training.callbacks`), through which the optional
+loggers write: TensorBoard event files (``--tensorboard``, ``pip install losszoo[tensorboard]``),
+MLflow runs (``--mlflow``).
 
 Resume-safe: a run resumed from a checkpoint keeps only the ``log.csv`` rows of the epochs that
 checkpoint holds (the rows of the epoch that was interrupted are dropped, then written again),
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from losszoo.errors import ConfigError, OutputError
+from losszoo.training.callbacks import Callback, Callbacks, Step, TensorBoardLogger
 from losszoo.training.checkpoint import atomic_write, write_text
 
 STEP_LOG = "log.csv"
@@ -37,11 +40,15 @@ def step_columns(groups: Sequence[str]) -> list[str]:
 
 
 class RunLog:
-    """The logs of one run in ``folder``; ``epochs_done`` epochs already trained (resume)."""
+    """The logs of one run in ``folder``; ``epochs_done`` epochs already trained (resume).
+    ``callbacks`` hear of every step, epoch and evaluation (``config``: the run's settings, for
+    their ``on_run_start``)."""
 
     def __init__(self, folder: str | Path, groups: Sequence[str], *, epochs_done: int = 0,
-                 tensorboard: bool = False) -> None:
+                 tensorboard: bool = False, callbacks: Sequence[Callback] = (),
+                 config: dict[str, Any] | None = None) -> None:
         self.folder = Path(folder)
+        self.groups = list(groups)
         self.columns = step_columns(groups)
         with self._writing():
             self._keep_rows(epochs_done)
@@ -56,6 +63,17 @@ class RunLog:
             from torch.utils.tensorboard import SummaryWriter
 
             self.board = SummaryWriter(str(self.folder / TENSORBOARD), purge_step=self._purge_step())
+        self._keep_rows(epochs_done)
+        self.handle = (self.folder / STEP_LOG).open("a", newline="")
+        self.writer = csv.writer(self.handle, lineterminator="\n")
+        if self.handle.tell() == 0:
+            self.writer.writerow(self.columns)
+            self.handle.flush()
+        hooks = list(callbacks)
+        if tensorboard:
+            hooks.insert(0, TensorBoardLogger(self.folder / TENSORBOARD, purge_step=self._purge_step()))
+        self.callbacks = Callbacks(hooks)
+        self.callbacks.on_run_start(self.folder, config or {}, epochs_done)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -95,11 +113,9 @@ class RunLog:
         with self._writing():
             self.writer.writerows([[int(r[0]), int(r[1]), *(f"{v:.6g}" for v in r[2:])] for r in rows])
             self.handle.flush()
-        if self.board is not None:
-            for row in rows:
-                step = int(row[0])
-                for name, value in zip(self.columns[2:], row[2:]):
-                    self.board.add_scalar(f"train/{name}", value, step)
+        for row in rows:
+            self.callbacks.on_step(Step(int(row[0]), int(row[1]), float(row[2]),
+                                        dict(zip(self.groups, map(float, row[3:-1]))), float(row[-1])))
 
     def history(self, history: Sequence[dict[str, Any]], test: tuple[int, dict[str, Any]] | None = None) -> Path:
         """Rewrite history.csv: each epoch's validation metrics, and the final test metrics."""
@@ -117,14 +133,17 @@ class RunLog:
         return atomic_write(self.folder / HISTORY, lambda fh: fh.write(buffer.getvalue().encode()))
 
     def evaluation(self, epoch: int, split: str, metrics: dict[str, Any]) -> None:
-        """One evaluation's metrics to TensorBoard (``split/metric`` at the epoch)."""
-        if self.board is None:
-            return
-        for key, value in metrics.items():
-            if isinstance(value, (int, float)):
-                self.board.add_scalar(f"{split}/{key}", value, epoch)
+        """One evaluation's metrics, to the callbacks."""
+        self.callbacks.on_evaluation(epoch, split, metrics)
+
+    def epoch(self, record: dict[str, Any]) -> None:
+        """An epoch's history record (epoch, mean loss, validation), to the callbacks."""
+        self.callbacks.on_epoch(record["epoch"], record)
+
+    def finish(self, result: dict[str, Any]) -> None:
+        """The run's result record (written to result.json), to the callbacks."""
+        self.callbacks.on_run_end(result, self.folder)
 
     def close(self) -> None:
         self.handle.close()
-        if self.board is not None:
-            self.board.close()
+        self.callbacks.close()

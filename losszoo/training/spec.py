@@ -242,7 +242,7 @@ def run_comparison(
     spec: ComparisonSpec, output_dir: str | Path, *, tune: int = 0, metric: str = "map_at_r",
     storage: str | None = None, warm_start: dict[str, tuple[dict[str, Any], dict[str, Any]]] | None = None,
     command: str | None = None, progress: bool = True, console: Any = None, tensorboard: bool = False,
-    save_embeddings: bool = False,
+    save_embeddings: bool = False, callbacks: Sequence[Any] = (),
 ) -> list[dict[str, Any]]:
     """What ``losszoo compare`` does: with ``tune`` N, first tune N trials per loss on
     validation classes (``<output_dir>/tune``, :func:`losszoo.tuning.tune`; ``warm_start``,
@@ -268,4 +268,5 @@ def run_comparison(
                        base=spec.base.replace(protocol="final", eval_every=0))
     return compare(spec.base, output_dir, losses=spec.names, seeds=spec.seeds, loss_options=spec.loss_options(),
                    loss_settings=spec.loss_settings(), progress=progress, console=console,
-                   tuning=spec.caption_tuning(), tensorboard=tensorboard, save_embeddings=save_embeddings)
+                   tuning=spec.caption_tuning(), tensorboard=tensorboard, save_embeddings=save_embeddings,
+                   callbacks=callbacks)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from losszoo.distributed.losses import average_gradients
 from losszoo.distributed.sharded import ShardedClassLoss
 from losszoo.errors import OutputError
 from losszoo.samplers import create_sampler
+from losszoo.training.callbacks import Callback, with_test_callbacks
 from losszoo.training.checkpoint import load_checkpoint, output_lock, save_checkpoint, write_json
 from losszoo.training.config import TrainConfig
 from losszoo.training.divergence import DivergenceGuard
@@ -275,6 +276,7 @@ class Session:
     on_validation: ValidationCallback | None = None
     on_test: TestCallback | None = None
     tensorboard: bool = False
+    callbacks: Sequence[Callback] = ()  # losszoo.training.callbacks: told of every step, epoch, evaluation
     log: RunLog | None = None
     started: str = ""
 
@@ -287,10 +289,11 @@ def train(
     config: TrainConfig | RunPlan, output_dir: str | Path, *, resume: bool = False,
     progress: bool = True, console: Console | None = None,
     on_validation: ValidationCallback | None = None, tensorboard: bool = False,
-    on_test: TestCallback | None = None,
+    on_test: TestCallback | None = None, callbacks: Sequence[Callback] = (),
 ) -> dict[str, Any]:
     """Train ``config`` (or its plan) into ``output_dir``; return its result record (also in
-    result.json).
+    result.json). ``callbacks`` (:mod:`losszoo.training.callbacks`) hear of every step, epoch
+    and evaluation.
 
     Under protocols ``"holdout"`` and ``"tune"`` the validation classes are evaluated every
     ``eval_every`` epochs and at the end (``record["validation"]``, and per epoch in
@@ -302,8 +305,8 @@ def train(
     """
     plan = config if isinstance(config, RunPlan) else plan_run(config)
     context = init_distributed()  # torchrun's rank and world size; else one process
-    session = Session(Path(output_dir), console or Console(stderr=True), progress, on_validation, on_test,
-                      tensorboard)
+    session = Session(Path(output_dir), console or Console(stderr=True), progress, on_validation,
+                      with_test_callbacks(on_test, callbacks), tensorboard, callbacks=tuple(callbacks))
     if not context.is_main:  # only rank 0 prints and writes
         session.console, session.progress = Console(quiet=True), False
     if tensorboard:
@@ -337,7 +340,8 @@ def _train(run: Run, session: Session, state: dict[str, Any] | None) -> dict[str
     if context.is_main:  # rows beyond the checkpoint (an interrupted epoch) are dropped
         session.log = RunLog(session.output_dir,
                              [g.get("name", str(i)) for i, g in enumerate(run.optimizer.param_groups)],
-                             epochs_done=run.next_epoch, tensorboard=session.tensorboard)
+                             epochs_done=run.next_epoch, tensorboard=session.tensorboard,
+                             callbacks=session.callbacks, config=config.to_dict())
         session.log.history(run.history)
     try:
         return _train_loop(run, session)
@@ -373,6 +377,7 @@ def _train_loop(run: Run, session: Session) -> dict[str, Any]:
             if context.is_main:
                 save_checkpoint(session.checkpoint, **state)
                 log.history(run.history)
+                log.epoch(record)
             bar.update(epochs_task, completed=run.next_epoch, loss=mean_loss)
 
     validation = None
@@ -410,6 +415,7 @@ def _train_loop(run: Run, session: Session) -> dict[str, Any]:
     }
     if context.is_main:
         write_json(session.output_dir / RESULT, result)
+        log.finish(result)
     context.barrier()  # no rank starts the next run before rank 0 has written this one
     return result
 
