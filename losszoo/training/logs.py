@@ -57,20 +57,9 @@ class RunLog:
             if self.handle.tell() == 0:
                 self.writer.writerow(self.columns)
                 self.handle.flush()
-        self.board = None
-        if tensorboard:
-            require_tensorboard()
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.board = SummaryWriter(str(self.folder / TENSORBOARD), purge_step=self._purge_step())
-        self._keep_rows(epochs_done)
-        self.handle = (self.folder / STEP_LOG).open("a", newline="")
-        self.writer = csv.writer(self.handle, lineterminator="\n")
-        if self.handle.tell() == 0:
-            self.writer.writerow(self.columns)
-            self.handle.flush()
         hooks = list(callbacks)
         if tensorboard:
+            require_tensorboard()
             hooks.insert(0, TensorBoardLogger(self.folder / TENSORBOARD, purge_step=self._purge_step()))
         self.callbacks = Callbacks(hooks)
         self.callbacks.on_run_start(self.folder, config or {}, epochs_done)
