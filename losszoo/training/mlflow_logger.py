@@ -31,6 +31,7 @@ DEFAULT_FOLDER = "mlruns"
 EXPERIMENT = "losszoo"
 SKIPPED_ARTIFACTS = {"checkpoint.pt", ".lock"}  # large, or bookkeeping
 MAX_PARAM_CHARS = 500
+TREE_METRICS = ("test/recall_at_1", "test/map_at_r")  # shown by run_tree
 
 
 def default_tracking_uri(folder: str | Path = DEFAULT_FOLDER) -> str:
@@ -207,7 +208,7 @@ def run_tree(tracking_uri: str | None = None, experiment: str = EXPERIMENT) -> l
     def lines(parent: str | None, depth: int) -> Sequence[str]:
         out: list[str] = []
         for run in children.get(parent, []):
-            metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(run.data.metrics.items()) if k.startswith("test/"))
+            metrics = ", ".join(f"{k} {run.data.metrics[k]:.3f}" for k in TREE_METRICS if k in run.data.metrics)
             out.append(f"{'  ' * depth}{run.info.run_name} [{run.info.status}] {metrics}".rstrip())
             out += lines(run.info.run_id, depth + 1)
         return out
