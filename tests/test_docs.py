@@ -15,12 +15,6 @@ from docs_commands import DOCUMENTS, ROOT, TINY, TINY_LOSSES, TINY_TUNE, command
 from losszoo.cli.main import build_parser, main
 
 ALL = [command for document in DOCUMENTS for command in commands(document)]
-# Documented commands that fail on main, each with the issue fixing it; the strict xfail below
-# fails as soon as one runs, so the entry is removed then.
-BROKEN_ON_MAIN = {
-    ("compare", "--untuned", "--miner", "pml:MultiSimilarityMiner", "--losses", "triplet,contrastive"):
-        "#28: the untrained floor is planned with the miner, which normsoftmax's preset refuses",
-}
 
 
 def _make_docs():
@@ -55,8 +49,7 @@ def test_every_documented_command_runs_as_a_tiny_run(tmp_path, monkeypatch, loss
     failures, seen, timings = [], set(), []
     for number, command in enumerate(ALL):
         if command.parse_only is not None or not command.argv or "--help" in command.argv \
-                or command.argv in seen or missing_path(command.argv, tmp_path) is not None \
-                or command.argv in BROKEN_ON_MAIN:
+                or command.argv in seen or missing_path(command.argv, tmp_path) is not None:
             continue
         seen.add(command.argv)
         argv = [*command.argv, *TINY.get(command.argv[0], [])]
@@ -82,13 +75,6 @@ def test_every_documented_command_runs_as_a_tiny_run(tmp_path, monkeypatch, loss
     print("slowest:", sorted(timings, reverse=True)[:5])
     assert not failures, "\n".join(failures)
     assert len(seen) >= 10
-
-
-@pytest.mark.xfail(strict=True, reason="documented commands that fail on main (BROKEN_ON_MAIN)")
-@pytest.mark.parametrize("argv", list(BROKEN_ON_MAIN))
-def test_commands_broken_on_main_still_fail(argv, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    assert main([*argv, *TINY["compare"], "--output", "out"]) == 0
 
 
 def test_signatures_in_the_docs_are_the_code_s():
