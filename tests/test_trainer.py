@@ -8,8 +8,6 @@ Each runs a few batches of convnet4 on 5 classes of the embedded Omniglot copy.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -23,7 +21,7 @@ from torch.utils.data import TensorDataset
 from losszoo import runtime
 from losszoo.models import create_model
 from losszoo.training.checkpoint import load_checkpoint
-from losszoo.training.config import EVALUATION_ONLY, TrainConfig
+from losszoo.training.config import TrainConfig
 from losszoo.training.inference import extract_embeddings
 from losszoo.training.plan import plan_run
 from losszoo.training.trainer import CHECKPOINT, _restore, _train_epoch, build_run, train
@@ -188,11 +186,9 @@ def test_cpu_bf16_stays_off_without_native_support_and_keeps_old_fingerprints(mo
     monkeypatch.setattr(runtime, "native_bf16", lambda: False)
     assert build_run(plan_run(tiny(cpu_bf16=True))).amp_dtype is None
     assert tiny(cpu_bf16=True).fingerprint() != tiny().fingerprint()
-    # A float32 run's fingerprint is the one it had before the setting existed (checkpoints resume).
-    settings = {k: v for k, v in tiny().to_dict().items()
-                if k not in (*EVALUATION_ONLY, "miner", "miner_options", "xbm", "xbm_start", "cpu_bf16")}
-    blob = json.dumps(settings, sort_keys=True, default=str).encode()
-    assert tiny().fingerprint() == hashlib.sha256(blob).hexdigest()[:12]
+    # A float32 run's fingerprint is the one it had before the setting existed (checkpoints
+    # resume): the setting adds nothing to it while off (test_fair pins the paper defaults' value).
+    assert tiny().fingerprint() == tiny().fingerprint(exclude=("cpu_bf16",))
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -44,6 +44,9 @@ class Setting:
         tuned: a tuning trial may set it per loss (``TUNED_SHARED``: best.toml's
             ``[loss_settings.<loss>]``).
         eval_command: ``losszoo eval`` takes it (``EVAL_COMMAND``).
+        hashed_if: a setting added after runs existed: it enters the fingerprint only while the
+            named setting (often itself) is set, so runs without it keep the fingerprint (and
+            hence the resume) they had before it existed.
     """
 
     check: Hyper | None  # type and bounds; None: a table of values the loss or miner checks
@@ -60,6 +63,7 @@ class Setting:
     schedule: bool = False
     tuned: bool = False
     eval_command: bool = False
+    hashed_if: str | None = None
 
 
 def setting(default: Any, check: Hyper | None, flag: str, help: str = "", **declaration: Any) -> Any:
@@ -97,10 +101,10 @@ class TrainConfig:
     loss_options: dict[str, Any] = setting({}, None, "--loss-option", "loss hyperparameters",
                                            command_option=True, trains=True)
     # A PML miner, "pml:MultiSimilarityMiner"; its tuples feed the loss.
-    miner: str | None = setting(None, _MAYBE_TEXT, "--miner", show_default=False, **_TRAINING,
+    miner: str | None = setting(None, _MAYBE_TEXT, "--miner", hashed_if="miner", show_default=False, **_TRAINING,
                                 help="a pytorch-metric-learning miner, e.g. pml:MultiSimilarityMiner; its "
                                 "pairs/triplets replace the loss's own (pair and triplet losses only; default: none)")
-    miner_options: dict[str, Any] = setting({}, None, "--miner-option", **_TRAINING,
+    miner_options: dict[str, Any] = setting({}, None, "--miner-option", hashed_if="miner", **_TRAINING,
                                             help="miner argument, repeatable (values parsed like --loss-option)")
     backbone: str = setting("resnet50", _TEXT, "--backbone",
                             "resnet18/34/50/101, googlenet, convnet4, efficientnet_lite0/1/2, or timm:<name>",
@@ -109,7 +113,8 @@ class TrainConfig:
     pretrained: bool = setting(True, _SWITCH, "--no-pretrained", "do not load ImageNet weights", const=False,
                                show_default=False, **_DATA)
     # A local state dict for the backbone (models/weights.py); replaces its default weights.
-    weights: str | None = setting(None, _MAYBE_TEXT, "--weights", metavar="FILE", show_default=False,
+    weights: str | None = setting(None, _MAYBE_TEXT, "--weights", metavar="FILE", hashed_if="weights",
+                                  show_default=False,
                                   help="the backbone's weights from a local state dict (torch.save), "
                                   "loaded strictly", **_DATA)
     dataset: str = setting("omniglot", _TEXT, "--dataset",
@@ -145,10 +150,10 @@ class TrainConfig:
                                         "CosFace, ArcFace, Proxy-NCA and Proxy-Anchor across ranks (model-parallel "
                                         "softmax); compare shards only those losses")
     # Cross-batch memory of this many embeddings (losses/xbm.py); 0: none.
-    xbm: int = setting(0, _INDEX, "--xbm", metavar="SIZE", **_TRAINING,
+    xbm: int = setting(0, _INDEX, "--xbm", metavar="SIZE", hashed_if="xbm", **_TRAINING,
                        help="cross-batch memory of SIZE embeddings (Wang et al. 2020), for the pair losses that "
                        "have a memory form (others are refused, naming those); 0: none")
-    xbm_start: int = setting(0, _INDEX, "--xbm-start", metavar="STEP", **_TRAINING,
+    xbm_start: int = setting(0, _INDEX, "--xbm-start", metavar="STEP", hashed_if="xbm", **_TRAINING,
                              help="the first training step (warm-up included) that uses the cross-batch memory")
     batches_per_epoch: int | None = setting(None, _MAYBE_COUNT, "--batches-per-epoch", show_default=False,
                                             help="(default: about the training set size / batch size; 100 on "
@@ -184,7 +189,7 @@ class TrainConfig:
     cpu_bf16: bool = setting(False, _SWITCH, "--cpu-bf16",
                              "bfloat16 autocast on a CPU with AMX or AVX512-BF16 (the loss stays "
                              "float32; elsewhere ignored: slower than float32 there)", const=True,
-                             show_default=False, trains=True)
+                             hashed_if="cpu_bf16", show_default=False, trains=True)
 
     def __post_init__(self) -> None:
         for name in (*SETTINGS, *_TUPLES):
@@ -230,15 +235,9 @@ class TrainConfig:
         """A short hash of everything that changes the trained model (not the settings that
         only change its evaluation, see ``EVALUATION_ONLY``, nor those in ``exclude``)."""
         skip = (*EVALUATION_ONLY, *exclude)
-        relevant = {k: v for k, v in self.to_dict().items() if k not in skip}
-        if self.miner is None:  # runs without a miner keep the fingerprint they had before miners
-            relevant.pop("miner", None), relevant.pop("miner_options", None)
-        if not self.xbm:  # nor runs without a cross-batch memory
-            relevant.pop("xbm", None), relevant.pop("xbm_start", None)
-        if self.weights is None:  # nor runs without a weights file
-            relevant.pop("weights", None)
-        if not self.cpu_bf16:  # nor runs in float32 the one they had before cpu_bf16
-            relevant.pop("cpu_bf16", None)
+        declared = declarations()
+        relevant = {k: v for k, v in self.to_dict().items() if k not in skip
+                    and (declared[k].hashed_if is None or getattr(self, declared[k].hashed_if))}
         blob = json.dumps(relevant, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
