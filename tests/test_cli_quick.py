@@ -85,7 +85,7 @@ def test_piped_list_is_complete_markdown():
         done = run_python(probe, pattern)
         assert done.returncode == 0, done.stderr
         out = done.stdout
-        assert "| name | aliases | group | sampler | defaults | search space | tags |" in out
+        assert "| name | aliases | group | sampler | defaults | search space | tags | capabilities |" in out
         assert "…" not in out  # rich's ellipsis: nothing cut
         for row in loss_rows(tabled):
             assert "| " + " | ".join(row) + " |" in out, row[0]

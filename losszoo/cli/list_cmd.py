@@ -1,5 +1,5 @@
-"""``losszoo list``: the registered losses (with their groups, samplers, defaults and search
-spaces), samplers, backbones and datasets."""
+"""``losszoo list``: the registered losses (with their groups, samplers, defaults, search
+spaces and capabilities), samplers, backbones and datasets."""
 
 from __future__ import annotations
 
@@ -36,12 +36,14 @@ def loss_rows(names: list[str]) -> list[list[str]]:
             ", ".join(f"{k}={v}" for k, v in spec.defaults.items() if v is not None),
             ", ".join(f"{k} {v}" for k, v in spec.search_space.items()),
             ", ".join(spec.tags),
+            ", ".join(spec.capabilities),
         ])
     return rows
 
 
 def print_losses_table(console: Any, names: list[str]) -> None:
-    print_table(console, "losses", ("name", "aliases", "group", "sampler", "defaults", "search space", "tags"), loss_rows(names))
+    columns = ("name", "aliases", "group", "sampler", "defaults", "search space", "tags", "capabilities")
+    print_table(console, "losses", columns, loss_rows(names))
 
 
 def print_losses(console: Any, pattern: str) -> None:

@@ -35,9 +35,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from losszoo.distributed.losses import gather_batch, quiet_deprecation
-from losszoo.losses.proxies import CosineSoftmaxLoss, cosine_logits, sample_other_classes
+from losszoo.losses.proxies import cosine_logits, sample_other_classes
 from losszoo.losses.proxyanchor import ProxyAnchor
 from losszoo.losses.proxynca import ProxyNCA
+from losszoo.losses.registry import spec_of
 
 
 def shard_bounds(num_classes: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -57,14 +58,6 @@ class _ScaleGradient(torch.autograd.Function):
         return grad * ctx.factor, None
 
 
-SHARDABLE = (CosineSoftmaxLoss, ProxyNCA, ProxyAnchor)
-
-
-def can_shard(loss_class: type) -> bool:
-    """Whether ``loss_class`` has class weights :class:`ShardedClassLoss` can shard."""
-    return issubclass(loss_class, SHARDABLE)
-
-
 class ShardedClassLoss(nn.Module):
     """NormSoftmax, CosFace, ArcFace, Proxy-NCA or Proxy-Anchor with this rank's shard of ``loss``'s class weights.
 
@@ -76,7 +69,8 @@ class ShardedClassLoss(nn.Module):
 
     def __init__(self, loss: nn.Module, rank: int, world_size: int) -> None:
         super().__init__()
-        if not isinstance(loss, SHARDABLE):
+        spec = spec_of(loss)
+        if spec is None or not spec.shards_class_weights:  # declared at registration
             raise TypeError(f"class weights of {type(loss).__name__} cannot be sharded")
         self.rank, self.world_size = rank, world_size
         self.num_classes = loss.num_classes

@@ -30,6 +30,7 @@ from losszoo.losses.registry import register_loss
 # docs/papers/mlrc.md) report on CUB, Cars and SOP.
 @register_loss(
     "arcface", sampler="class_balanced", group="modern", tags=("classification", "proxy"),
+    shards_class_weights=True,
     hyperparameters={
         "scale": Hyper(gt=0, search=LogUniform(16.0, 256.0)),
         "margin": Hyper(ge=0, lt=math.pi, search=Uniform(0.1, 0.6)),

@@ -74,7 +74,7 @@ class MetricLoss(nn.Module):
         labels = labels.to(embeddings.device, torch.long)
         if indices_tuple is None:
             return self.compute(embeddings, labels)
-        if type(self).compute_mined is MetricLoss.compute_mined:
+        if not takes_miner(type(self)):
             raise ConfigError(
                 f"{type(self).__name__} cannot use a miner's indices_tuple: {self.miner_refusal}"
             )
@@ -93,3 +93,17 @@ class MetricLoss(nn.Module):
     def sparse_gradients(self) -> bool:
         """Whether some parameter gets sparse gradients (then it needs weight_decay=0 in SGD)."""
         return False
+
+
+def takes_miner(loss_class: type) -> bool:
+    """Whether ``loss_class`` can use a miner's tuples: a :class:`MetricLoss` that defines
+    :meth:`~MetricLoss.compute_mined` (any other module is trusted to take ``indices_tuple``).
+    Read once, at registration (``LossSpec.takes_miner``)."""
+    return not issubclass(loss_class, MetricLoss) or loss_class.compute_mined is not MetricLoss.compute_mined
+
+
+def supports_memory(loss_class: type) -> bool:
+    """Whether ``loss_class`` can be computed against a cross-batch memory: it defines
+    ``compute_against`` (:mod:`losszoo.losses.xbm`). Read once, at registration
+    (``LossSpec.supports_memory``)."""
+    return callable(getattr(loss_class, "compute_against", None))

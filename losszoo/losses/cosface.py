@@ -22,6 +22,7 @@ from losszoo.losses.registry import register_loss
 # range spans NormSoftmax's 1/T = 20 and the paper's 64.
 @register_loss(
     "cosface", sampler="class_balanced", group="paper", aliases=("lmcl",), tags=("classification", "proxy"),
+    shards_class_weights=True,
     hyperparameters={
         "scale": Hyper(gt=0, search=LogUniform(8.0, 64.0)),
         "margin": Hyper(ge=0, search=Uniform(0.0, 0.45)),

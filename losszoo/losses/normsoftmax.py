@@ -18,6 +18,7 @@ from losszoo.losses.registry import register_loss
 # Search range: the issue's/paper's neighbourhood of T = 0.05 (Zhai & Wu, Table 7 studies 0.01-1).
 @register_loss(
     "normsoftmax", sampler="class_balanced", group="paper", tags=("classification", "proxy"),
+    shards_class_weights=True,
     hyperparameters={
         "temperature": Hyper(gt=0, search=LogUniform(0.01, 0.2)),
         "class_subsample": Hyper(gt=0, le=1),

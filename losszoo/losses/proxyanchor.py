@@ -29,6 +29,7 @@ from losszoo.losses.registry import register_loss
 @register_loss(
     "proxyanchor", sampler="random", lr_multiplier=100.0, aliases=("proxy_anchor",),
     group="modern", tags=("proxy",),
+    shards_class_weights=True,
     hyperparameters={
         "alpha": Hyper(gt=0, search=LogUniform(4.0, 64.0)),
         "delta": Hyper(ge=0, lt=1, search=Uniform(0.0, 0.4)),

@@ -26,7 +26,7 @@ from losszoo.losses.registry import register_loss
 # override the multiplier.
 # Search range: PML's softmax_scale defaults to 1; ProxyNCA++ (Teh et al. 2020) uses 1/T = 9.
 @register_loss(
-    "proxynca", sampler="class_balanced", group="paper", lr_multiplier=1.0, tags=("proxy",),
+    "proxynca", sampler="class_balanced", group="paper", lr_multiplier=1.0, tags=("proxy",), shards_class_weights=True,
     hyperparameters={"scale": Hyper(gt=0, search=LogUniform(1.0, 32.0))},
 )
 class ProxyNCA(MetricLoss):

@@ -18,6 +18,7 @@ from torch import nn
 
 from losszoo.hyperparams import Hyper, SearchRange, complete, resolve
 from losszoo.errors import ConfigError
+from losszoo.losses.base import supports_memory, takes_miner
 from losszoo.registry import Registry
 
 ENTRY_POINT_GROUP = "losszoo.losses"
@@ -52,6 +53,15 @@ class LossSpec:
         needs_positive_pairs: whether the loss's terms need two samples of one class in a batch
             (pair and triplet losses): with ``samples_per_class`` 1 it would be 0 at every step,
             so the harness refuses such a run before any work.
+        takes_miner: whether a miner's tuples can replace the loss's own pairs or triplets
+            (its class defines ``compute_mined``; ``miner_refusal`` says why not).
+        shards_class_weights: whether ``shard_class_weights`` can split the loss's class
+            weights across ranks (:class:`~losszoo.distributed.sharded.ShardedClassLoss`).
+        supports_memory: whether the loss can run against a cross-batch memory (its class
+            defines ``compute_against``: :mod:`losszoo.losses.xbm`).
+
+    Every capability is read here, at registration; the harness (planner, trainer, tuner,
+    help and error texts) asks the spec, never the class.
     """
 
     name: str
@@ -67,6 +77,14 @@ class LossSpec:
     global_batch: bool = True
     group: str | None = None
     needs_positive_pairs: bool = False
+    takes_miner: bool = False
+    shards_class_weights: bool = False
+    supports_memory: bool = False
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        """The names of the capabilities the loss has (for listings)."""
+        return tuple(name for name in CAPABILITIES if getattr(self, name))
 
     @property
     def search_space(self) -> dict[str, SearchRange]:
@@ -79,6 +97,10 @@ class LossSpec:
         given = {k: v for k, v in (overrides or {}).items() if v is not None}
         return resolve(self.hyperparameters, self.defaults, given, f"loss {self.name!r}")
 
+
+# The spec's yes/no capabilities, as ``losszoo list`` shows them.
+CAPABILITIES = ("takes_miner", "shards_class_weights", "supports_memory", "global_batch",
+                "needs_positive_pairs")
 
 LOSSES: Registry[LossSpec] = Registry("loss", entry_point_group=ENTRY_POINT_GROUP)
 
@@ -157,6 +179,7 @@ def register_loss(
     global_batch: bool = True,
     group: str | None = None,
     needs_positive_pairs: bool = False,
+    shards_class_weights: bool = False,
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator adding a loss to the zoo.
 
@@ -171,6 +194,9 @@ def register_loss(
     False only for a per-sample mean without batch-dependent choices (no mining, no sampling).
     ``group`` puts the loss in a named comparison group (:func:`select_losses`).
     ``needs_positive_pairs``: declare True for a pair or triplet loss (see :class:`LossSpec`).
+    ``shards_class_weights``: declare True for a loss whose class weights ``ShardedClassLoss``
+    can split (a cosine softmax, Proxy-NCA, Proxy-Anchor). Whether it takes a miner or a
+    cross-batch memory is read from the methods its class defines.
 
     Example::
 
@@ -186,6 +212,9 @@ def register_loss(
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
             raise TypeError(f"@register_loss({name!r}) must decorate an nn.Module subclass")
         hyper, context = _constructor_defaults(cls)
+        if shards_class_weights and "num_classes" not in context:
+            raise TypeError(f"@register_loss({name!r}): shards_class_weights needs class weights "
+                            f"({cls.__name__}.__init__ takes no num_classes)")
         unknown = set(defaults or {}) - set(hyper)
         if unknown:
             raise TypeError(
@@ -220,6 +249,9 @@ def register_loss(
             global_batch=bool(global_batch),
             group=group,
             needs_positive_pairs=bool(needs_positive_pairs),
+            takes_miner=takes_miner(cls),
+            shards_class_weights=bool(shards_class_weights),
+            supports_memory=supports_memory(cls),
         )
         LOSSES.add(name, spec, aliases=spec.aliases)
         if "_losszoo_spec" not in cls.__dict__:  # one class registered twice keeps its first spec
@@ -230,10 +262,20 @@ def register_loss(
     return wrap
 
 
-def list_losses(pattern: str = "*", *, namespaced: bool = True) -> list[str]:
+def list_losses(
+    pattern: str = "*", *, namespaced: bool = True, where: Callable[[LossSpec], bool] | None = None
+) -> list[str]:
     """Registered loss names matching the fnmatch ``pattern`` (e.g. ``"*softmax*"``), sorted;
-    only names without a namespace (no ``pml:*``, ``example:*``) if ``namespaced`` is false."""
-    return LOSSES.names(pattern, namespaced=namespaced)
+    only names without a namespace (no ``pml:*``, ``example:*``) if ``namespaced`` is false;
+    only those whose spec satisfies ``where`` if given (``lambda spec: spec.takes_miner``)."""
+    names = LOSSES.names(pattern, namespaced=namespaced)
+    return names if where is None else [name for name in names if where(LOSSES.get(name))]
+
+
+def spec_of(loss: nn.Module | type) -> LossSpec | None:
+    """The spec a loss (instance or class) was registered with, or None."""
+    cls = loss if isinstance(loss, type) else type(loss)
+    return getattr(cls, "_losszoo_spec", None)
 
 
 def loss_groups() -> dict[str, list[str]]:

@@ -26,22 +26,19 @@ import torch
 from torch import Tensor, nn
 
 from losszoo.errors import ConfigError
-from losszoo.losses.base import MetricLoss
-from losszoo.losses.registry import LOSSES, list_losses
+from losszoo.losses.base import MetricLoss, supports_memory
+from losszoo.losses.registry import LossSpec, list_losses
+
+__all__ = ["CrossBatchMemory", "check_memory", "supports_memory"]
 
 
-def supports_memory(loss_class: type) -> bool:
-    """Whether ``loss_class`` can be computed against a cross-batch memory."""
-    return callable(getattr(loss_class, "compute_against", None))
-
-
-def check_memory(loss_class: type, loss_name: str, settings: Any) -> None:
-    """Refuse, before any work, a memory for ``loss_name`` that it cannot use: a loss without
-    ``compute_against``, a miner (the memory makes the pairs), a memory smaller than a batch.
-    ``settings`` has ``xbm``, ``batch_size`` and ``miner`` (a ``TrainConfig``)."""
-    if not supports_memory(loss_class):
-        able = [n for n in list_losses(namespaced=False) if supports_memory(LOSSES.get(n).cls)]
-        raise ConfigError(f"--xbm: loss {loss_name!r} cannot use a cross-batch memory (no pairs of "
+def check_memory(loss: LossSpec, settings: Any) -> None:
+    """Refuse, before any work, a memory that ``loss`` cannot use: a loss whose spec does not
+    declare ``supports_memory``, a miner (the memory makes the pairs), a memory smaller than a
+    batch. ``settings`` has ``xbm``, ``batch_size`` and ``miner`` (a ``TrainConfig``)."""
+    if not loss.supports_memory:
+        able = list_losses(namespaced=False, where=lambda spec: spec.supports_memory)
+        raise ConfigError(f"--xbm: loss {loss.name!r} cannot use a cross-batch memory (no pairs of "
                           f"a sample with other samples' embeddings); losses that can: {', '.join(able)}")
     if settings.miner:
         raise ConfigError("--xbm with --miner: the cross-batch memory makes its own pairs; use one of them")

@@ -10,7 +10,13 @@ from losszoo.samplers.base import LabelBatchSampler
 from losszoo.samplers.class_balanced import ClassBalancedSampler
 from losszoo.samplers.npair import NPairSampler
 from losszoo.samplers.random_batch import RandomBatchSampler
-from losszoo.samplers.registry import SAMPLERS, create_sampler, list_samplers, register_sampler
+from losszoo.samplers.registry import (
+    SAMPLERS,
+    create_sampler,
+    list_samplers,
+    register_sampler,
+    uses_samples_per_class,
+)
 
 __all__ = [
     "SAMPLERS",
@@ -21,4 +27,5 @@ __all__ = [
     "create_sampler",
     "list_samplers",
     "register_sampler",
+    "uses_samples_per_class",
 ]

@@ -12,7 +12,7 @@ from losszoo.samplers.class_balanced import ClassBalancedSampler
 from losszoo.samplers.registry import register_sampler
 
 
-@register_sampler("npair")
+@register_sampler("npair", uses_samples_per_class=False)
 class NPairSampler(ClassBalancedSampler):
     """Batches of ``N = batch_size // 2`` distinct classes x 2 distinct images, laid out as
     ``[a1, p1, a2, p2, ...]``.

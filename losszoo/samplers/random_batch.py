@@ -13,7 +13,7 @@ from losszoo.samplers.base import LabelBatchSampler, LabelsLike, cyclic_permutat
 from losszoo.samplers.registry import register_sampler
 
 
-@register_sampler("random")
+@register_sampler("random", uses_samples_per_class=False)
 class RandomBatchSampler(LabelBatchSampler):
     """Uniformly shuffled batches of ``batch_size``; ``samples_per_class`` is ignored."""
 

@@ -22,13 +22,15 @@ SAMPLERS: Registry[type[Sampler[list[int]]]] = Registry("sampler", entry_point_g
 
 
 def register_sampler(
-    name: str, *, aliases: tuple[str, ...] = ()
+    name: str, *, aliases: tuple[str, ...] = (), uses_samples_per_class: bool = True
 ) -> Callable[[SamplerClass], SamplerClass]:
     """Class decorator adding a batch sampler to the zoo.
 
     The class must be a ``torch.utils.data.Sampler`` yielding lists of indices, built as
     ``cls(labels, batch_size=..., samples_per_class=..., seed=..., batches_per_epoch=...)``,
     with ``__len__`` and ``set_epoch(epoch)`` (subclass ``LabelBatchSampler`` to get those).
+    ``uses_samples_per_class``: declare False for a sampler that fixes or ignores it (``npair``,
+    ``random``), so that a tuner does not search it (:func:`uses_samples_per_class`).
     """
 
     def wrap(cls: SamplerClass) -> SamplerClass:
@@ -39,6 +41,7 @@ def register_sampler(
         if not callable(getattr(cls, "set_epoch", None)):
             raise TypeError(f"@register_sampler({name!r}): {cls.__name__} needs a set_epoch(epoch) method")
         SAMPLERS.add(name, cls, aliases=tuple(aliases))
+        cls.uses_samples_per_class = bool(uses_samples_per_class)  # type: ignore[attr-defined]
         return cls
 
     return wrap
@@ -47,6 +50,12 @@ def register_sampler(
 def list_samplers(pattern: str = "*") -> list[str]:
     """Registered sampler names matching the fnmatch ``pattern``, sorted."""
     return SAMPLERS.names(pattern)
+
+
+def uses_samples_per_class(name: str) -> bool:
+    """Whether sampler ``name``'s batches depend on ``samples_per_class`` (declared at
+    registration)."""
+    return SAMPLERS.get(name).uses_samples_per_class
 
 
 def create_sampler(

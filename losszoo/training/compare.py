@@ -26,7 +26,7 @@ from losszoo.training.checkpoint import folder_name, output_lock, write_json
 from losszoo.training.config import TRAINING_ONLY, TrainConfig
 from losszoo.training.divergence import diverged_record
 from losszoo.training.plan import (
-    RunPlan, build_model, evaluate, final_test_data, loss_name, plan_run, shards_class_weights,
+    RunPlan, build_model, evaluate, final_test_data, loss_name, loss_spec, plan_run,
 )
 from losszoo.training.logs import require_tensorboard
 from losszoo.training.provenance import provenance, utc_now
@@ -99,7 +99,7 @@ def plan_comparison(
             try:
                 plan = plan_run(base.replace(
                     loss=name, seed=seed, loss_options=by_name.get(name, {}),
-                    shard_class_weights=base.shard_class_weights and shards_class_weights(name),
+                    shard_class_weights=base.shard_class_weights and loss_spec(name).shards_class_weights,
                     **settings))
             except ConfigError as exc:  # say when a per-loss (e.g. tuned) setting is the cause
                 if not settings:

@@ -146,9 +146,9 @@ class TrainConfig:
                                   "(fast at 1M classes)")
     # Class weights split across ranks (distributed/sharded.py).
     shard_class_weights: bool = setting(False, _SWITCH, "--shard-class-weights", const=True, show_default=False,
-                                        trains=True, help="under torchrun, split the class weights of NormSoftmax, "
-                                        "CosFace, ArcFace, Proxy-NCA and Proxy-Anchor across ranks (model-parallel "
-                                        "softmax); compare shards only those losses")
+                                        trains=True, help="under torchrun, split a loss's class weights across ranks "
+                                        "(model-parallel softmax), for the losses that declare it ('losszoo list "
+                                        "losses': shards_class_weights); compare shards only those losses")
     # Cross-batch memory of this many embeddings (losses/xbm.py); 0: none.
     xbm: int = setting(0, _INDEX, "--xbm", metavar="SIZE", hashed_if="xbm", **_TRAINING,
                        help="cross-batch memory of SIZE embeddings (Wang et al. 2020), for the pair losses that "

@@ -27,9 +27,8 @@ from losszoo.data.registry import DatasetSpec, SplitSource
 from losszoo.data.splits import validation_classes
 from losszoo.data.subset import first_classes, split_by_classes
 from losszoo.data.transforms import check_input_spec
-from losszoo.distributed.sharded import can_shard
 from losszoo.errors import ConfigError, DataError
-from losszoo.losses import LossSpec, create_loss, get_loss_spec
+from losszoo.losses import LossSpec, create_loss, get_loss_spec, list_losses
 from losszoo.losses.xbm import CrossBatchMemory, check_memory
 from losszoo.models import BACKBONES, InputSpec, create_model
 from losszoo.models.registry import TIMM_PREFIX, timm_available
@@ -130,11 +129,12 @@ def plan_run(config: TrainConfig, *, check_images: bool = True) -> RunPlan:
         validation = tuple(int(c) for c in validation_classes(
             splits[TRAIN_SPLIT].num_classes, fraction=config.val_fraction, folds=config.val_folds,
             fold=config.val_fold, seed=config.val_seed))
-    if config.shard_class_weights and not can_shard(loss.cls):
+    if config.shard_class_weights and not loss.shards_class_weights:
+        able = list_losses(namespaced=False, where=lambda spec: spec.shards_class_weights)
         raise ConfigError(f"shard_class_weights: loss {loss.name!r} has no class weights to shard "
-                          "(NormSoftmax, CosFace, ArcFace, Proxy-NCA and Proxy-Anchor have)")
+                          f"(losses that have: {', '.join(able)})")
     if config.xbm:
-        check_memory(loss.cls, loss.name, config)
+        check_memory(loss, config)
     miner = _build_miner(config, loss)
     plan = RunPlan(config, loss, sampler, dataset, splits, eval_splits, validation, miner=miner)
     _check_sampler(plan)
@@ -147,9 +147,7 @@ def _build_miner(config: TrainConfig, loss: LossSpec) -> nn.Module | None:
     """The PML miner of ``config``, after checking that the loss can use mined tuples."""
     if not config.miner:
         return None
-    from losszoo.losses.base import MetricLoss
-
-    if issubclass(loss.cls, MetricLoss) and loss.cls.compute_mined is MetricLoss.compute_mined:
+    if not loss.takes_miner:
         raise ConfigError(f"loss {loss.name!r} cannot use a miner: {loss.cls.miner_refusal}")
     try:
         from losszoo_adapters.pml import create_miner
@@ -158,14 +156,14 @@ def _build_miner(config: TrainConfig, loss: LossSpec) -> nn.Module | None:
     return create_miner(config.miner, **config.miner_options)
 
 
+def loss_spec(name: str) -> LossSpec:
+    """The spec of loss ``name`` (an alias or a prefixed name); ConfigError if unknown."""
+    return _lookup(get_loss_spec, name)
+
+
 def loss_name(name: str) -> str:
     """The registered name of loss ``name`` (an alias or a prefixed name); ConfigError if unknown."""
-    return _lookup(get_loss_spec, name).name
-
-
-def shards_class_weights(name: str) -> bool:
-    """Whether loss ``name`` has class weights that ``shard_class_weights`` can split."""
-    return can_shard(_lookup(get_loss_spec, name).cls)
+    return loss_spec(name).name
 
 
 def _lookup(find: Any, name: str) -> Any:

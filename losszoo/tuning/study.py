@@ -27,6 +27,7 @@ from rich.console import Console
 from losszoo.errors import ConfigError, DivergedError, OutputError
 from losszoo.hyperparams import Choice, LogUniform, SearchRange
 from losszoo.losses import get_loss_spec
+from losszoo.samplers import uses_samples_per_class
 from losszoo.training.checkpoint import folder_name, write_json, write_text
 from losszoo.training.config import SCHEDULE, TUNED_SHARED, TrainConfig, toml_string, toml_value
 from losszoo.training.divergence import DIVERGED
@@ -47,13 +48,16 @@ COMMON_SHARED = TUNED_SHARED  # the shared settings a trial may change (declared
 DEFAULT_METRIC = "map_at_r"
 
 
-def common_space(batch_size: int, train_classes: int | None = None) -> dict[str, SearchRange]:
-    """Learning rate (log-uniform) and samples per class among the divisors of ``batch_size``
-    that leave 2 to ``train_classes`` classes per batch."""
+def common_space(
+    batch_size: int, train_classes: int | None = None, *, samples_per_class: bool = True
+) -> dict[str, SearchRange]:
+    """Learning rate (log-uniform) and, when the sampler uses it (``samples_per_class``),
+    samples per class among the divisors of ``batch_size`` that leave 2 to ``train_classes``
+    classes per batch."""
     most = train_classes or batch_size
     divisors = tuple(s for s in SAMPLES_PER_CLASS if batch_size % s == 0 and 2 <= batch_size // s <= most)
     space: dict[str, SearchRange] = {"lr": LR_RANGE}
-    if len(divisors) > 1:
+    if samples_per_class and len(divisors) > 1:
         space["samples_per_class"] = Choice(divisors)
     return space
 
@@ -61,11 +65,16 @@ def common_space(batch_size: int, train_classes: int | None = None) -> dict[str,
 COMMON_SPACE = common_space(80)  # the embedded Omniglot preset's batch of 80
 
 
-def search_space(loss: str, batch_size: int, train_classes: int | None = None) -> dict[str, SearchRange]:
-    """The loss's declared space (``loss.<name>``) plus the common one (``common.<name>``)."""
+def search_space(
+    loss: str, batch_size: int, train_classes: int | None = None, *, sampler: str | None = None
+) -> dict[str, SearchRange]:
+    """The loss's declared space (``loss.<name>``) plus the common one (``common.<name>``);
+    ``samples_per_class`` only if the run's sampler (``sampler``, else the loss's own) uses it."""
     spec = get_loss_spec(loss)
     space = {f"loss.{name}": rng for name, rng in spec.search_space.items()}
-    space.update({COMMON_PREFIX + name: rng for name, rng in common_space(batch_size, train_classes).items()})
+    common = common_space(batch_size, train_classes,
+                          samples_per_class=uses_samples_per_class(sampler or spec.sampler))
+    space.update({COMMON_PREFIX + name: rng for name, rng in common.items()})
     return space
 
 
@@ -134,7 +143,7 @@ def tune_loss(
     storage = open_storage(storage or study_url(output_dir))
     probe = plan_run(base.replace(loss=name, protocol="tune"))  # listings only: no image read
     space = search_space(name, base.batch_size,
-                         probe.splits["train"].num_classes - len(probe.validation_classes))
+                         probe.splits["train"].num_classes - len(probe.validation_classes), sampler=probe.sampler)
     study = optuna.create_study(
         study_name=f"losszoo-{name}", storage=storage, direction="maximize", load_if_exists=True,
         sampler=trial_sampler(sampler_seed, 0),
