@@ -1,7 +1,8 @@
 """pytorch-metric-learning (PML) losses in the zoo, and zoo losses where PML expects a loss.
 
 ``register()`` adds every supervised PML loss as ``pml:<class name, lowercased>``, e.g.
-``create_loss("pml:ArcFaceLoss", embedding_dim=512, num_classes=100)``. Each is wrapped in a
+``create_loss("pml:ArcFaceLoss", embedding_dim=512, num_classes=100)``, and every PML miner to
+the miner registry (``create_miner("pml:MultiSimilarityMiner")``, :mod:`losszoo.miners`). Each is wrapped in a
 :class:`PMLLoss` (a :class:`~losszoo.losses.base.MetricLoss`, so the zoo's input checks apply
 and the call is ``loss(embeddings, labels)``) whose constructor mirrors the PML one: the spec's
 defaults are PML's keyword defaults, in PML's units (ArcFace's margin is in degrees), including
@@ -20,8 +21,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
-import typing
 import warnings
 from typing import Any, ClassVar
 
@@ -30,9 +29,9 @@ from pytorch_metric_learning import miners as pml_miners
 from pytorch_metric_learning.losses import BaseMetricLossFunction
 from torch import Tensor, nn
 
-from losszoo.errors import ConfigError
 from losszoo.losses.base import MetricLoss
 from losszoo.losses.registry import LOSSES, get_loss_spec, register_loss
+from losszoo.miners.registry import MINERS, get_miner_spec, register_miner
 
 PREFIX = "pml:"
 TAGS = ("pml",)
@@ -160,11 +159,14 @@ def supported_pml_losses() -> list[type[BaseMetricLossFunction]]:
 
 
 def register() -> list[str]:
-    """Register every supported PML loss as ``pml:<name>``; idempotent. Returns the names.
+    """Register every supported PML loss as ``pml:<name>``, and every PML miner
+    (:func:`register_miners`); idempotent. Returns the loss names.
 
-    The ``losszoo.losses.namespaces`` entry point ``pml``; a PML class that cannot be wrapped
+    The ``losszoo.losses.namespaces`` entry point ``pml`` (the miner registry reads the same
+    group); a PML class that cannot be wrapped
     (a future PML version's required argument) is skipped with a warning naming it.
     """
+    register_miners()  # one prefix, one hook: pml: miners come with pml: losses
     names = []
     for pml_class in supported_pml_losses():
         name = PREFIX + pml_class.__name__.lower()
@@ -228,46 +230,20 @@ def as_pml_loss(loss: nn.Module) -> nn.Module:
     return ZooLossForPML(loss)
 
 
-def miner_names() -> list[str]:
-    """Every PML miner by its zoo name, ``pml:<ClassName>``."""
-    return sorted(PREFIX + name for name, cls in inspect.getmembers(pml_miners, inspect.isclass)
-                  if issubclass(cls, pml_miners.BaseMiner) and cls is not pml_miners.BaseMiner
-                  and not name.startswith("Base"))
+def supported_pml_miners() -> list[type[pml_miners.BaseMiner]]:
+    """The PML miner classes :func:`register` adds (every ``BaseMiner`` but the bases), sorted."""
+    classes = [cls for name, cls in inspect.getmembers(pml_miners, inspect.isclass)
+               if issubclass(cls, pml_miners.BaseMiner) and not name.startswith("Base")]
+    return sorted(classes, key=lambda cls: cls.__name__.lower())
 
 
-def create_miner(name: str, **options: Any) -> nn.Module:
-    """The PML miner ``name`` (``pml:MultiSimilarityMiner``, case-insensitive; the prefix may be
-    omitted) built with ``options``; ``ConfigError`` for an unknown name or a bad option."""
-    wanted = name[len(PREFIX):] if name.lower().startswith(PREFIX) else name
-    by_name = {n[len(PREFIX):].lower(): n[len(PREFIX):] for n in miner_names()}
-    if wanted.lower() not in by_name:
-        raise ConfigError(f"unknown miner {name!r}; known: {', '.join(miner_names())}")
-    cls = getattr(pml_miners, by_name[wanted.lower()])
-    options = miner_arguments(cls, options)
-    try:
-        return cls(**options)
-    except (TypeError, ValueError, AssertionError) as exc:
-        raise ConfigError(f"miner {cls.__name__}: {exc or 'invalid arguments'}") from None
-
-
-def miner_arguments(cls: type, options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` checked like a loss's hyperparameters: each value coerced to the type of
-    the miner's default (or hint), NaN and infinity refused (a NaN margin mines nothing and
-    trains with loss 0); ``ConfigError`` names the miner and the option."""
-    from losszoo.hyperparams import Hyper, complete
-
-    params = inspect.signature(cls.__init__).parameters
-    try:
-        hints = typing.get_type_hints(cls.__init__)
-    except Exception:  # unresolvable hints: the defaults give the types
-        hints = {}
-    owner = f"miner {cls.__name__}"
-    checked = {}
-    for name, value in options.items():
-        param = params.get(name)
-        default = None if param is None or param.default is inspect.Parameter.empty else param.default
-        hyper = complete(None, hints.get(name), default) if param is not None else Hyper()
-        if hyper.kind is None and isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{owner}: {name} must be a finite number, got {value}")
-        checked[name] = hyper.coerce(value, name, owner)
-    return checked
+def register_miners() -> list[str]:
+    """Register every PML miner as ``pml:<class name, lowercased>`` (``losszoo.miners``);
+    idempotent. Returns the names."""
+    names = []
+    for cls in supported_pml_miners():
+        name = PREFIX + cls.__name__.lower()
+        if name not in MINERS or get_miner_spec(name).cls is not cls:
+            register_miner(name)(cls)
+        names.append(name)
+    return names

@@ -6,7 +6,8 @@ group when first listed or asked for a name it does not have (how third-party pa
 losses, in the style of timm's ``@register_model`` and torchvision's ``get_model``).
 
 A plugin whose every name reads ``<prefix>:<name>`` (the PML adapter: ``pml:*``) is declared
-in the group ``<group>.namespaces`` under the entry-point name ``<prefix>``. It is imported
+in the group ``<group>.namespaces`` under the entry-point name ``<prefix>`` (the miner registry
+shares the losses' group: one hook per prefix registers both). It is imported
 only when one of its names is asked for, or when a listing includes namespaces, so that the
 zoo's own names (and ``losszoo list``) never pay for importing a large third-party library.
 """
@@ -47,9 +48,13 @@ class Registry(Generic[T]):
     that fails to import is reported with a warning naming it and otherwise ignored.
     """
 
-    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+    def __init__(self, kind: str, entry_point_group: str | None = None,
+                 namespace_group: str | None = None) -> None:
         self.kind = kind
         self.entry_point_group = entry_point_group
+        # Where namespace plugins are declared: ``<entry_point_group>.namespaces`` unless another
+        # kind's group is shared (a plugin prefix registering losses and miners has one hook).
+        self.namespace_group = namespace_group or (entry_point_group and f"{entry_point_group}.namespaces")
         self._entries: dict[str, T] = {}
         self._aliases: dict[str, str] = {}
         self._plugins_loaded = entry_point_group is None
@@ -125,9 +130,9 @@ class Registry(Generic[T]):
 
     def namespaces(self) -> list[str]:
         """The prefixes declared by namespace plugins (entry-point names; nothing imported)."""
-        if self.entry_point_group is None:
+        if self.namespace_group is None:
             return []
-        return sorted({ep.name for ep in entry_points(group=f"{self.entry_point_group}.namespaces")})
+        return sorted({ep.name for ep in entry_points(group=self.namespace_group)})
 
     def aliases(self) -> dict[str, str]:
         self._load_plugins()
@@ -152,7 +157,7 @@ class Registry(Generic[T]):
         if prefix in self._namespaces_loaded:
             return
         self._namespaces_loaded.add(prefix)
-        for ep in entry_points(group=f"{self.entry_point_group}.namespaces", name=prefix):
+        for ep in entry_points(group=self.namespace_group, name=prefix):
             self._load_entry_point(ep)
 
     def _load_entry_point(self, ep: EntryPoint) -> None:

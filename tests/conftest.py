@@ -14,10 +14,11 @@ import torch
 import losszoo.registry
 from losszoo.data.registry import DATASETS
 from losszoo.losses.registry import LOSSES
+from losszoo.miners.registry import MINERS
 from losszoo.models.registry import BACKBONES
 from losszoo.samplers.registry import SAMPLERS
 
-REGISTRIES = (LOSSES, BACKBONES, DATASETS, SAMPLERS)
+REGISTRIES = (LOSSES, MINERS, BACKBONES, DATASETS, SAMPLERS)
 
 
 def _installed_plugin_locations() -> set[str]:

@@ -1,5 +1,5 @@
 """The package's module-level import graph has no cycle, and its arrows point one way:
-cli -> training/tuning -> {models, data, losses, samplers, evaluation}; losses import only torch
+cli -> training/tuning -> {models, data, losses, miners, samplers, evaluation}; losses import only torch
 and shared helpers. Imports inside functions (the lazy ones that keep `--help` fast) are not
 module-level edges and do not count."""
 
@@ -71,7 +71,7 @@ def test_the_import_graph_has_no_cycle():
 
 
 def test_arrows_point_from_the_cli_down():
-    lower = {"models", "data", "losses", "samplers", "evaluation"}
+    lower = {"models", "data", "losses", "miners", "samplers", "evaluation"}
     for module, targets in GRAPH.items():
         layer = _layer(module)
         for target in targets:
@@ -96,3 +96,17 @@ def test_losses_import_only_torch_and_shared_helpers():
                 for root in roots:  # the standard library, torch, and losszoo's own helpers
                     assert root in sys.stdlib_module_names or root in {"torch", "losszoo"}, \
                         f"{module} imports {root}"
+
+
+def test_the_package_never_imports_an_adapter():
+    """Plugins (the PML adapter's pml: losses and miners) come through the registries' entry
+    points only: no module of the package imports losszoo_adapters, lazily or not."""
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert not any(name.split(".")[0] == "losszoo_adapters" for name in names), module

@@ -250,15 +250,36 @@ def test_pml_loss_through_the_zoo_with_a_miner_equals_pml_called_directly(pml_re
     assert torch.equal(MinedLoss(ours, miner)(x, labels), theirs)
 
 
-def test_create_miner_by_name_and_errors():
-    miner = pml.create_miner("pml:MultiSimilarityMiner", epsilon=0.2)
+def test_miners_by_name_from_the_registry():
+    """PML's miners are registered as pml:<name> by the adapter's namespace hook (the one that
+    registers pml: losses), looked up case-insensitively, options checked before building."""
+    from losszoo.miners import create_miner, get_miner_spec, list_miners
+
+    miner = create_miner("pml:MultiSimilarityMiner", epsilon=0.2)
     assert isinstance(miner, MultiSimilarityMiner) and miner.epsilon == 0.2
-    assert isinstance(pml.create_miner("triplEtmarginminer"), TripletMarginMiner)
-    assert "pml:PairMarginMiner" in pml.miner_names()
+    assert isinstance(create_miner("pml:triplEtmarginminer"), TripletMarginMiner)
+    assert get_miner_spec("pml:PairMarginMiner").cls is PairMarginMiner
+    assert "pml:pairmarginminer" in list_miners("pml:*") == pml.register_miners()
+    assert list_miners(namespaced=False) == []  # the zoo has no miner of its own
     with pytest.raises(ConfigError, match="unknown miner 'pml:Nope'"):
-        pml.create_miner("pml:Nope")
+        create_miner("pml:Nope")
     with pytest.raises(ConfigError, match="TripletMarginMiner"):
-        pml.create_miner("pml:TripletMarginMiner", bogus=1)
+        create_miner("pml:TripletMarginMiner", bogus=1)
+    with pytest.raises(ConfigError, match="margin must be a finite number|margin"):
+        create_miner("pml:TripletMarginMiner", margin=float("nan"))
+
+
+def test_a_plugin_miner_reaches_the_planner():
+    """A miner registered by any plugin is built by plan_run (nothing in the planner knows PML)."""
+    from losszoo.miners import MINERS, register_miner
+    from losszoo.training.config import build_config
+    from losszoo.training.plan import plan_run
+
+    with MINERS.scoped():
+        register_miner("toy:hardest")(type("Hardest", (TripletMarginMiner,), {}))
+        plan = plan_run(build_config({"loss": "triplet", "miner": "toy:Hardest", "max_classes": 10,
+                                      "batch_size": 20, "dim": 8}))
+        assert type(plan.miner).__name__ == "Hardest"
 
 
 def test_plan_builds_the_miner_once_and_refuses_a_classifier():

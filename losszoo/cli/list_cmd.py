@@ -1,5 +1,5 @@
 """``losszoo list``: the registered losses (with their groups, samplers, defaults, search
-spaces and capabilities), samplers, backbones and datasets."""
+spaces and capabilities), miners, samplers, backbones and datasets."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import Any
 from losszoo.cli.options import HelpFormatter, plain
 from losszoo.cli.tables import print_table
 
-WHAT = ("losses", "samplers", "backbones", "datasets")
+WHAT = ("losses", "miners", "samplers", "backbones", "datasets")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("list", help="list losses, samplers, backbones, datasets",
+    parser = subparsers.add_parser("list", help="list losses, miners, samplers, backbones, datasets",
                                    description=plain(__doc__), formatter_class=HelpFormatter)
     parser.add_argument("what", nargs="?", choices=WHAT, help="one kind only (default: all)")
     parser.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. '*softmax*'")
@@ -61,6 +61,19 @@ def print_losses(console: Any, pattern: str) -> None:
                       f"`losszoo list losses '{prefix}:*'` lists them with their defaults")
 
 
+def print_miners(console: Any, pattern: str) -> None:
+    """The miners matching ``pattern``; the plain listing, like the losses', names the plugin
+    namespaces instead of importing them."""
+    from losszoo.miners import MINERS, list_miners
+
+    names = list_miners(pattern) if pattern != "*" else list_miners(namespaced=False)
+    console.print("[bold]miners[/bold]: " + (", ".join(names) or "none of its own"))
+    if pattern == "*":
+        for prefix in MINERS.namespaces():
+            console.print(f"[bold]{prefix}:<name>[/bold] miners of a plugin: "
+                          f"`losszoo list miners '{prefix}:*'` lists them")
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -74,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     for kind in kinds:
         if kind == "losses":
             print_losses(console, args.pattern)
+        elif kind == "miners":
+            print_miners(console, args.pattern)
         else:
             console.print(f"[bold]{kind}[/bold]: " + ", ".join(listers[kind](args.pattern)))
     return 0

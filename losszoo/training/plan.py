@@ -30,6 +30,7 @@ from losszoo.data.transforms import check_input_spec
 from losszoo.errors import ConfigError, DataError
 from losszoo.losses import LossSpec, create_loss, get_loss_spec, list_losses
 from losszoo.losses.xbm import CrossBatchMemory, check_memory
+from losszoo.miners import create_miner
 from losszoo.models import BACKBONES, InputSpec, create_model
 from losszoo.models.registry import TIMM_PREFIX, timm_available
 from losszoo.samplers import SAMPLERS, create_sampler
@@ -144,15 +145,12 @@ def plan_run(config: TrainConfig, *, check_images: bool = True) -> RunPlan:
 
 
 def _build_miner(config: TrainConfig, loss: LossSpec) -> nn.Module | None:
-    """The PML miner of ``config``, after checking that the loss can use mined tuples."""
+    """The miner of ``config`` (from the miner registry), after checking that the loss can use
+    mined tuples."""
     if not config.miner:
         return None
     if not loss.takes_miner:
         raise ConfigError(f"loss {loss.name!r} cannot use a miner: {loss.cls.miner_refusal}")
-    try:
-        from losszoo_adapters.pml import create_miner
-    except ImportError as exc:  # pragma: no cover - pytorch-metric-learning is a dependency
-        raise ConfigError(f"--miner needs pytorch-metric-learning: {exc}") from None
     return create_miner(config.miner, **config.miner_options)
 
 
