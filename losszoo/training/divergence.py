@@ -49,11 +49,7 @@ class DivergenceGuard:
 
     def _everywhere(self, finite: bool) -> bool:
         """``finite`` on every rank (under torchrun all ranks must stop at the same step)."""
-        if not self.run.context.distributed:
-            return finite
-        flag = torch.tensor([float(finite)], device=self.run.device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
-        return bool(flag.item())
+        return self.run.strategy.everywhere(finite)
 
     def _after_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if self._step < self.steps:

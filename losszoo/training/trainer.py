@@ -35,16 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from losszoo import runtime
-from losszoo.distributed import (
-    DistContext,
-    DistributedBatchSampler,
-    GlobalBatch,
-    SeededItems,
-    convert_batchnorm,
-    init_distributed,
-)
-from losszoo.distributed.losses import average_gradients
-from losszoo.distributed.sharded import ShardedClassLoss
+from losszoo.distributed import DistContext, DistributedBatchSampler, SeededItems, init_distributed
 from losszoo.errors import OutputError
 from losszoo.samplers import create_sampler
 from losszoo.training.callbacks import Callback, with_test_callbacks
@@ -57,6 +48,7 @@ from losszoo.training.optim import LazySparseSGD
 from losszoo.training.mining import MinedLoss
 from losszoo.training.progress import Every, epoch_line
 from losszoo.training.provenance import provenance, utc_now
+from losszoo.training.strategy import SingleProcess, choose_strategy
 from losszoo.training.plan import (
     RunPlan,
     build_loss,
@@ -100,9 +92,9 @@ class Run:
     first_epoch: int = 0  # the first epoch this process trains (after a resume: the next one)
     next_epoch: int = 0
     context: DistContext = field(default_factory=DistContext)
+    strategy: SingleProcess | None = None  # single / replicated / sharded (training/strategy.py)
     step_loss: nn.Module | None = None  # the loss as a step calls it (on the global batch)
     forward_model: nn.Module | None = None  # the model as a step calls it (DDP under torchrun)
-    ddp_phase: bool | None = None  # the phase (warm-up or not) forward_model's DDP was built for
 
     @property
     def config(self) -> TrainConfig:
@@ -110,10 +102,10 @@ class Run:
 
 
 def build_run(plan: RunPlan, context: DistContext | None = None) -> Run:
-    """Model, loss, data, sampler and optimizer of ``plan``, seeded. Under torchrun
-    (``context.distributed``) each rank loads its share of every global batch, BatchNorm
-    statistics span all ranks, and the loss sees the gathered global batch when its spec says
-    so (``losszoo.distributed``), so a step equals one process's step on the global batch."""
+    """Model, loss, data, sampler and optimizer of ``plan``, seeded. The run's distributed
+    strategy (single process, replicated or sharded: :mod:`losszoo.training.strategy`) is chosen
+    here, once; under torchrun each rank loads its share of every global batch and the strategy
+    makes a step equal one process's step on the global batch."""
     config, device = plan.config, plan.device
     context = context or DistContext()
     runtime.size_threads_for_run(config.workers)
@@ -125,18 +117,15 @@ def build_run(plan: RunPlan, context: DistContext | None = None) -> Run:
         samples_per_class=config.samples_per_class, seed=config.seed,
         batches_per_epoch=config.batches_per_epoch,
     )
-    step_loss: nn.Module = loss if plan.miner is None else MinedLoss(loss, plan.miner)
-    if config.shard_class_weights:  # this rank's rows only; the loss gathers the global batch
-        loss = step_loss = ShardedClassLoss(loss, context.rank, context.world_size).to(device)
+    strategy = choose_strategy(config.shard_class_weights, context, device)  # the one choice
+    loss, step_loss = strategy.prepare_loss(
+        loss, loss if plan.miner is None else MinedLoss(loss, plan.miner), plan.loss.global_batch)
     # One run path: every run (one process or many) loads its share of each global batch and
     # augments each item under a seed of (seed, epoch, step, position in the global batch), so
     # `losszoo train` equals `torchrun --nproc-per-node N -m losszoo train` on the same batch.
     sampler = DistributedBatchSampler(sampler, context.rank, context.world_size, seed=config.seed)
     train_set = SeededItems(train_set)
-    if context.distributed:
-        model = convert_batchnorm(model, device)
-        if plan.loss.global_batch and not config.shard_class_weights:
-            step_loss = GlobalBatch(step_loss, device)  # the miner mines the global batch
+    model = strategy.prepare_model(model)
     # No persistent workers: whatever else a worker draws is seeded from the epoch's reseeded
     # RNG, so a resumed run depends on (seed, epoch) only.
     loader = DataLoader(train_set, batch_sampler=sampler, num_workers=config.workers,
@@ -151,8 +140,9 @@ def build_run(plan: RunPlan, context: DistContext | None = None) -> Run:
     )
     dtype = amp_dtype(device, config.amp, cpu_bf16=config.cpu_bf16)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-    return Run(plan, model, loss, loader, validation_data(plan, model), optimizer, scheduler,
-               device, dtype, scaler, context=context, step_loss=step_loss, forward_model=model)
+    return Run(plan=plan, model=model, loss=loss, loader=loader, validation=validation_data(plan, model),
+               optimizer=optimizer, scheduler=scheduler, device=device, amp_dtype=dtype, scaler=scaler,
+               context=context, strategy=strategy, step_loss=step_loss, forward_model=model)
 
 
 def param_groups(model: nn.Module, loss: nn.Module, config: TrainConfig,
@@ -184,11 +174,7 @@ def _set_warmup(run: Run, warm: bool) -> None:
     run.loss.train()
     if warm:
         run.model.backbone.eval()
-    if run.context.distributed and run.ddp_phase != warm:  # DDP fixes its parameter set when built
-        run.forward_model = None
-        run.forward_model = nn.parallel.DistributedDataParallel(
-            run.model, device_ids=[torch.cuda.current_device()] if run.device.type == "cuda" else None)
-        run.ddp_phase = warm  # rebuilt when the phase (warm-up, main) changes, not every epoch
+    run.forward_model = run.strategy.forward_model(run.model, warm, run.forward_model)
 
 
 def amp_dtype(device: torch.device, enabled: bool, *, cpu_bf16: bool = False) -> torch.dtype | None:
@@ -209,9 +195,7 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
 def _state(run: Run) -> dict[str, Any]:
     """The checkpoint's contents. Sharded class weights (and their momentum) are gathered into
     the replicated layout, so every rank must call this; rank 0 writes it."""
-    loss_state, optimizer_state = run.loss.state_dict(), run.optimizer.state_dict()
-    if isinstance(run.loss, ShardedClassLoss):
-        loss_state, optimizer_state = run.loss.gathered_state(run.optimizer)
+    loss_state, optimizer_state = run.strategy.loss_state(run.loss, run.optimizer)
     return {
         "config": run.config.to_dict(),
         "fingerprint": run.plan.fingerprint(),
@@ -228,11 +212,7 @@ def _state(run: Run) -> dict[str, Any]:
 
 def _restore(run: Run, state: dict[str, Any], path: Path) -> None:
     run.model.load_state_dict(state["model"])
-    if isinstance(run.loss, ShardedClassLoss):
-        run.loss.load_gathered_state(state["loss"], state["optimizer"], run.optimizer)
-    else:
-        run.loss.load_state_dict(state["loss"])
-        run.optimizer.load_state_dict(state["optimizer"])
+    run.strategy.load_loss_state(run.loss, run.optimizer, state)
     run.scheduler.load_state_dict(state["scheduler"])
     if run.scaler and state.get("scaler"):
         run.scaler.load_state_dict(state["scaler"])
@@ -446,11 +426,11 @@ def _train_epoch(run: Run, epoch: int, bar: Progress, log: RunLog | None = None)
         run.optimizer.zero_grad(set_to_none=True)
         if run.scaler is None:
             value.backward()
-            _average_local_loss_gradients(run)
+            run.strategy.after_backward(run.loss)
             run.optimizer.step()
         else:
             run.scaler.scale(value).backward()
-            _average_local_loss_gradients(run)
+            run.strategy.after_backward(run.loss)
             run.scaler.step(run.optimizer)
             run.scaler.update()
         batch = len(labels) * run.context.world_size  # the global batch the loss stands for
@@ -493,14 +473,6 @@ def _announce_epoch_time(console: Console, run: Run, epoch: int, seconds_per_bat
     console.log(f"{run.config.loss}: about {per_epoch / 60:.1f} min per epoch on {run.device.type} "
                 f"({seconds_per_batch:.2f} s per batch over the first {ESTIMATE_AFTER}); "
                 f"about {left / 60:.0f} min for the {run.config.total_epochs - epoch} epochs left")
-
-
-def _average_local_loss_gradients(run: Run) -> None:
-    """A loss computed per rank (``global_batch=False``, with a miner or without): average its
-    parameters' gradients, as DDP does for the model's. A shard's gradient is its own: never
-    averaged."""
-    if run.context.distributed and not run.plan.loss.global_batch and not run.config.shard_class_weights:
-        average_gradients(list(run.loss.parameters()))
 
 
 def _validate(run: Run, session: Session) -> dict[str, Any]:
