@@ -294,12 +294,14 @@ def check_cross_batch_memory(rank: int, world_size: int) -> list[str]:
 
 
 def check_per_rank_loss_gradients(rank: int, world_size: int) -> list[str]:
-    """A loss computed per rank (``global_batch=False``): after ``average_gradients`` every
-    rank holds the mean over ranks of each share's gradient of the loss's own parameters (as
-    DDP averages the model's), computed here in one process share by share; and the same on
-    every rank, so the replicated parameters stay equal."""
-    from losszoo.distributed.losses import average_gradients
+    """A loss computed per rank (``global_batch=False``), as the trainer's replicated strategy
+    runs it: the step calls the loss itself (no gather), and after backward every rank holds
+    the mean over ranks of each share's gradient of the loss's own parameters (as DDP averages
+    the model's), computed here in one process share by share; and the same on every rank, so
+    the replicated parameters stay equal. A global-batch loss is wrapped in GlobalBatch."""
+    from losszoo.distributed import DistContext, GlobalBatch
     from losszoo.losses import create_loss
+    from losszoo.training.strategy import Replicated
 
     failures = []
     share = BATCH // world_size
@@ -318,11 +320,17 @@ def check_per_rank_loss_gradients(rank: int, world_size: int) -> list[str]:
         grads = _grads(loss)
         expected = grads if expected is None else {k: expected[k] + grads[k] for k in grads}
     expected = {k: v / world_size for k, v in expected.items()}
+    strategy = Replicated(DistContext(rank=rank, world_size=world_size), torch.device("cpu"))
+    loss, step_loss = strategy.prepare_loss(fresh(), fresh(), global_batch=True)
+    if not isinstance(step_loss, GlobalBatch):
+        failures.append("a global-batch loss is not gathered by the replicated strategy")
+    strategy = Replicated(DistContext(rank=rank, world_size=world_size), torch.device("cpu"))
     loss = fresh()
+    loss, step_loss = strategy.prepare_loss(loss, loss, global_batch=False)
     part = slice(rank * share, (rank + 1) * share)
-    loss(embeddings[part], labels[part]).backward()
+    step_loss(embeddings[part], labels[part]).backward()
     own = _grads(loss)
-    average_gradients(list(loss.parameters()))
+    strategy.after_backward(loss)
     _compare("per-rank proxynca averaged gradients", _grads(loss), expected, failures)
     if all(torch.equal(own[k], expected[k]) for k in own):
         failures.append("per-rank gradients equal their mean before averaging: the shares do not differ")

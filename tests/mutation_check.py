@@ -8,7 +8,7 @@ them). A mutant "survives" when its tests still pass. ``--mutant WORD`` runs onl
 whose name contains WORD. Not collected by pytest (no test_ prefix): it runs tests many times.
 
 The first four are the trainer bugs of issue 14; the rest, issue 28's: four that survived the
-whole suite, and two that only one weak test caught.
+whole suite, two that only one weak test caught, and two guarding the capabilities and strategy of the rest of #28.
 """
 
 from __future__ import annotations
@@ -51,6 +51,12 @@ MUTANTS = [
      "        settings = next(iter(settings_by_name.values()), {})\n", ("tests/test_fair.py",)),
     ("validation classes: floor(f * n), not round(f * n)", "losszoo/data/splits.py",
      "max(1, round(fraction * num_classes))", "max(1, int(fraction * num_classes))", ("tests/test_fair.py",)),
+    ("the tuner searches samples_per_class for a sampler that ignores it", "losszoo/tuning/study.py",
+     "    if samples_per_class and len(divisors) > 1:", "    if len(divisors) > 1:",
+     ("tests/test_capabilities.py",)),
+    ("the replicated strategy does not average a per-rank loss", "losszoo/training/strategy.py",
+     "        if self._local_loss:  # a per-rank", "        if False:  # a per-rank",
+     ("tests/test_distributed.py::test_two_ranks_equal_one_process",)),
 ]
 
 
