@@ -43,5 +43,5 @@ def test_every_fires_by_time(monkeypatch):
 
 def test_durations_and_the_epoch_line():
     assert [duration(s) for s in (12.4, 250, 7500)] == ["12 s", "4 min 10 s", "2 h 05 min"]
-    assert epoch_line("triplet", 2, 5, 0.25, 600, 20.0, 60.0) == \
+    assert epoch_line("triplet", 2, 5, mean_loss=0.25, images=600, seconds=20.0, seconds_left=60.0) == \
         "triplet epoch 2/5: loss 0.2500, 30 img/s, 20 s; about 1 min 00 s left"

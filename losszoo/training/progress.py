@@ -35,7 +35,7 @@ def duration(seconds: float) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
-def epoch_line(loss: str, epoch: int, total: int, mean_loss: float, images: int,
+def epoch_line(loss: str, epoch: int, total: int, *, mean_loss: float, images: int,
                seconds: float, seconds_left: float) -> str:
     """One epoch's summary: ``"normsoftmax epoch 3/10: loss 1.2345, 41 img/s, 1 min 02 s;
     about 7 min 14 s left"``."""

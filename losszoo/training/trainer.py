@@ -461,8 +461,8 @@ def _log_epoch(run: Run, console: Console, mean_loss: float, seconds: float) -> 
     config, done = run.config, run.next_epoch
     per_epoch = run.train_seconds / max(done, 1)  # this run's epochs so far, resumed ones included
     images = len(run.loader) * config.batch_size  # global batches
-    console.log(epoch_line(config.loss, done, config.total_epochs, mean_loss, images, seconds,
-                           per_epoch * (config.total_epochs - done)))
+    console.log(epoch_line(config.loss, done, config.total_epochs, mean_loss=mean_loss, images=images,
+                           seconds=seconds, seconds_left=per_epoch * (config.total_epochs - done)))
 
 
 def _announce_epoch_time(console: Console, run: Run, epoch: int, seconds_per_batch: float) -> None:
