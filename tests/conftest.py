@@ -87,3 +87,16 @@ def _process_threads_restored():
     runtime._threads_managed = managed
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    """One torch thread in this process and in the subprocesses it starts, so runs in both
+    compute bit for bit alike. ``OMP_NUM_THREADS`` too: losszoo's command sizes its threads to
+    the cores when it starts (``runtime.tune_process``) unless that variable is set."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("MKL_NUM_THREADS", "1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

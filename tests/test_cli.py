@@ -88,16 +88,6 @@ def _cli_process(*args: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-@pytest.fixture
-def one_thread():
-    """Pin torch to one thread, like the ``OMP_NUM_THREADS=1`` subprocesses, so that runs in
-    this process and in a subprocess compute bit for bit alike."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
 def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, one_thread):
     train_args = ["train", "--loss", "normsoftmax", "--epochs", "3", "--batches-per-epoch", "30",

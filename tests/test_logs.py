@@ -13,7 +13,6 @@ import sys
 import time
 
 import pytest
-import torch
 
 from losszoo.cli.main import main
 from losszoo.training.config import build_config
@@ -63,7 +62,7 @@ def test_resume_drops_the_rows_of_the_interrupted_epoch(tmp_path):
 
 
 @pytest.mark.slow
-def test_kill_9_then_resume_logs_every_step_once(tmp_path):
+def test_kill_9_then_resume_logs_every_step_once(tmp_path, one_thread):
     args = ["train", "--loss", "normsoftmax", "--epochs", "3", "--batches-per-epoch", "30",
             "--no-binary", *TINY]
     whole, broken = tmp_path / "whole", tmp_path / "broken"
@@ -79,13 +78,8 @@ def test_kill_9_then_resume_logs_every_step_once(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (broken / RESULT).exists(), "the run finished before it could be killed"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert main([*args, "--output", str(broken), "--resume"]) == 0
-        assert main([*args, "--output", str(whole)]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert main([*args, "--output", str(broken), "--resume"]) == 0
+    assert main([*args, "--output", str(whole)]) == 0
     a, b = (_rows(d / STEP_LOG) for d in (whole, broken))
     assert [int(r["step"]) for r in b] == list(range(1, 91))
     keep = ("step", "epoch", "loss", "lr_head")
