@@ -42,3 +42,20 @@ def forward_backward(loss: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> 
     value = loss(x, labels)
     value.backward()
     return value, x.grad
+
+
+def assert_matches_reference_with_weights(
+    ours: nn.Module, theirs: nn.Module, theirs_weights: torch.Tensor, x: torch.Tensor, labels: torch.Tensor,
+    *, transposed: bool = False, rtol: float = 1e-9, atol: float = 1e-12,
+) -> None:
+    """Copy our class weights or proxies (``[C, D]``) into a reference loss (PML's, ``[D, C]``
+    when ``transposed``), then compare in float64 the loss, the embedding gradient and the
+    weights' gradient."""
+    with torch.no_grad():
+        theirs_weights.copy_(ours.proxies.weight.T if transposed else ours.proxies.weight)
+    value_ours, grad_ours = forward_backward(ours, x, labels)
+    value_theirs, grad_theirs = forward_backward(theirs, x, labels)
+    torch.testing.assert_close(value_ours, value_theirs, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grad_ours, grad_theirs, rtol=rtol, atol=atol)
+    weights_grad = theirs_weights.grad.T if transposed else theirs_weights.grad
+    torch.testing.assert_close(ours.proxies.weight.grad, weights_grad, rtol=rtol, atol=atol)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from pytorch_metric_learning.losses import ArcFaceLoss
 
-from helpers import forward_backward, gaussian_batch, vary_class_weight_norms
+from helpers import assert_matches_reference_with_weights, gaussian_batch, vary_class_weight_norms
 from losszoo import ArcFace, CosFace, create_loss, get_loss_spec
 
 DIM, NUM_CLASSES, BATCH = 5, 7, 12
@@ -71,13 +71,7 @@ def test_matches_pytorch_metric_learning(seed):
     ours = make_arcface()
     x = with_obtuse_targets(x, labels, ours.proxies.weight.detach())
     theirs = ArcFaceLoss(NUM_CLASSES, DIM, margin=math.degrees(0.5), scale=64).double()
-    with torch.no_grad():
-        theirs.W.copy_(ours.proxies.weight.T)
-    value_ours, grad_ours = forward_backward(ours, x, labels)
-    value_theirs, grad_theirs = forward_backward(theirs, x, labels)
-    torch.testing.assert_close(value_ours, value_theirs, rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(grad_ours, grad_theirs, rtol=1e-8, atol=1e-10)
-    torch.testing.assert_close(ours.proxies.weight.grad, theirs.W.grad.T, rtol=1e-8, atol=1e-10)
+    assert_matches_reference_with_weights(ours, theirs, theirs.W, x, labels, transposed=True, rtol=1e-8, atol=1e-10)
 
 
 def test_target_logit_decreases_in_the_angle_through_the_threshold():

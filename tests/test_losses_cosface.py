@@ -9,7 +9,7 @@ import pytest
 import torch
 from pytorch_metric_learning.losses import CosFaceLoss
 
-from helpers import forward_backward, gaussian_batch, vary_class_weight_norms
+from helpers import assert_matches_reference_with_weights, gaussian_batch, vary_class_weight_norms
 from losszoo import CosFace, NormSoftmax, create_loss, get_loss_spec
 
 DIM, NUM_CLASSES, BATCH = 5, 7, 12
@@ -58,13 +58,7 @@ def test_matches_pytorch_metric_learning(seed):
     x, labels = random_batch(seed)
     ours = make_cosface()
     theirs = CosFaceLoss(NUM_CLASSES, DIM, margin=0.35, scale=64).double()
-    with torch.no_grad():
-        theirs.W.copy_(ours.proxies.weight.T)
-    value_ours, grad_ours = forward_backward(ours, x, labels)
-    value_theirs, grad_theirs = forward_backward(theirs, x, labels)
-    torch.testing.assert_close(value_ours, value_theirs, rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(grad_ours, grad_theirs, rtol=1e-9, atol=1e-12)
-    torch.testing.assert_close(ours.proxies.weight.grad, theirs.W.grad.T, rtol=1e-9, atol=1e-12)
+    assert_matches_reference_with_weights(ours, theirs, theirs.W, x, labels, transposed=True)
 
 
 def test_zero_margin_is_normsoftmax_with_temperature_one_over_scale():
