@@ -29,6 +29,11 @@ BAD = [
 
 @pytest.mark.parametrize("argv, named", BAD, ids=[" ".join(a[:6]) for a, _ in BAD])
 def test_refused_before_any_file_is_written(tmp_path, capsys, argv, named):
+    _assert_refused_before_any_output(tmp_path, capsys, argv, named)
+
+
+def _assert_refused_before_any_output(tmp_path, capsys, argv: list[str], named: str) -> None:
+    """The command exits 2 with one error naming ``named`` and creates no output folder."""
     output = tmp_path / "out"
     assert main([argv[0], *TINY, *argv[1:], "--output", str(output)]) == 2
     err = " ".join(capsys.readouterr().err.split())
@@ -95,11 +100,7 @@ EARLY = [  # raw tracebacks (or a folder left behind) before; now one line befor
 
 @pytest.mark.parametrize("argv, named", EARLY, ids=[" ".join(a[3:5]) for a, _ in EARLY])
 def test_one_line_before_any_work(tmp_path, capsys, argv, named):
-    output = tmp_path / "out"
-    assert main([argv[0], *TINY, *argv[1:], "--output", str(output)]) == 2
-    err = " ".join(capsys.readouterr().err.split())
-    assert err.startswith("error:") and named in err, err
-    assert not output.exists()
+    _assert_refused_before_any_output(tmp_path, capsys, argv, named)
 
 
 def test_the_largest_seed_trains_and_evaluates(tmp_path):
