@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from losszoo.cli.main import main
+from losszoo.errors import ConfigError
 from losszoo.losses import MetricLoss, register_loss
 from losszoo.training.config import read_toml
 
@@ -388,6 +389,45 @@ def test_the_comparison_spec_round_trips_through_toml(tmp_path, mycosine):
     assert [e.provenance for e in untuned.losses] == [BY_HAND, UNTUNED] and untuned.tuning is None
     written.write_text(untuned.to_toml())
     assert ComparisonSpec.from_toml(written) == untuned
+
+
+def test_a_named_preset_is_the_tuned_source_below_files_and_flags(tmp_path, monkeypatch):
+    """``--preset NAME`` reads presets/NAME.toml as the tuned source: its per-loss values hold
+    unless a config file or a flag sets them (the row says so); with ``untuned`` only its shared
+    settings remain; an unknown name, a path, or a second tuned source is refused."""
+    from losszoo.cli.list_cmd import list_presets
+    from losszoo.training import config as config_module
+    from losszoo.training.spec import TUNED, load_comparison
+
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    (presets / "tiny-cpu.toml").write_text(BEST_TOML)
+    monkeypatch.setattr(config_module, "PRESET_FOLDER", presets)
+    assert list_presets() == ["tiny-cpu"] and list_presets("omni*") == []
+
+    spec = load_comparison(command_line={}, preset="tiny-cpu")
+    assert spec.source == str(presets / "tiny-cpu.toml") and spec.tuning["trials"] == 2
+    assert spec.loss_settings()["triplet"] == {"lr": 0.0731, "samples_per_class": 4}
+    assert spec.loss_options()["normsoftmax"] == {"temperature": 0.33} and spec.base.dim == 16
+
+    plain = tmp_path / "plain.toml"
+    plain.write_text("samples_per_class = 2\nseeds = 2\n")
+    spec = load_comparison(command_line={"lr": 0.05}, config_file=plain, preset="tiny-cpu")
+    assert [(e.name, e.provenance, e.by_hand) for e in spec.losses] == [
+        ("normsoftmax", TUNED, ("lr", "samples_per_class")), ("triplet", TUNED, ("lr", "samples_per_class"))]
+    assert (spec.base.lr, spec.base.samples_per_class, spec.seeds, spec.loss_settings()) == (0.05, 2, 2, {})
+
+    untuned = load_comparison(command_line={}, preset="tiny-cpu", untuned=True)
+    assert untuned.tuning is None and untuned.loss_settings() == {} and untuned.loss_options() == {}
+    assert (untuned.base.dim, untuned.base.batch_size, untuned.names) == (16, 20, ["normsoftmax", "triplet"])
+
+    for name in ("nope", "../presets/tiny-cpu", "omniglot"):
+        with pytest.raises(ConfigError, match="no shipped preset .*the presets are: tiny-cpu"):
+            load_comparison(command_line={}, preset=name)
+    best = tmp_path / "best.toml"
+    best.write_text(BEST_TOML)
+    with pytest.raises(ConfigError, match="both hold tuned settings"):
+        load_comparison(command_line={}, config_file=best, preset="tiny-cpu")
 
 
 def test_run_comparison_does_what_the_command_does(tmp_path, capture):

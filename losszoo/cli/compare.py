@@ -31,6 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--metric", default=None, help="validation metric tuned (with --tune; default map_at_r)")
     parser.add_argument("--storage", default=None, help="Optuna storage URL (with --tune)")
     add_warm_start_option(parser, note=" (with --tune)")
+    parser.add_argument("--preset", default=None, metavar="NAME",
+                        help="a shipped tuned preset instead of the dataset's (losszoo list presets), "
+                        "e.g. cub100-cpu: EfficientNet-Lite0 fine-tuned on cub100 on a CPU")
     parser.add_argument("--untuned", action="store_true",
                         help="the papers' per-loss defaults instead of the dataset's shipped tuned "
                         "preset (losszoo/training/presets/<dataset>.toml)")
@@ -62,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     args.metric = args.metric or DEFAULT_METRIC
     spec = load_comparison(command_line=command_line_settings(args), config_file=args.config,
                            untuned=args.untuned or bool(args.tune), losses=args.losses, seeds=args.seeds,
-                           loss_options=loss_options(args), allow_untuned=args.allow_untuned or ())
+                           loss_options=loss_options(args), allow_untuned=args.allow_untuned or (),
+                           preset=args.preset)
     config = spec.base
     output = Path(args.output or f"runs/compare-{config.dataset}-{config.backbone}-{config.dim}")
     warm_start = warm_start_tables(args.warm_start, spec.names) if args.warm_start else None

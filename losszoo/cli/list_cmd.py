@@ -1,5 +1,5 @@
 """``losszoo list``: the registered losses (with their groups, samplers, defaults, search
-spaces and capabilities), miners, samplers, backbones and datasets."""
+spaces and capabilities), miners, samplers, backbones, datasets and shipped presets."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import Any
 from losszoo.cli.options import HelpFormatter, plain
 from losszoo.cli.tables import print_table
 
-WHAT = ("losses", "miners", "samplers", "backbones", "datasets")
+WHAT = ("losses", "miners", "samplers", "backbones", "datasets", "presets")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("list", help="list losses, miners, samplers, backbones, datasets",
+    parser = subparsers.add_parser("list", help="list losses, miners, samplers, backbones, datasets, presets",
                                    description=plain(__doc__), formatter_class=HelpFormatter)
     parser.add_argument("what", nargs="?", choices=WHAT, help="one kind only (default: all)")
     parser.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. '*softmax*'")
@@ -74,6 +74,15 @@ def print_miners(console: Any, pattern: str) -> None:
                           f"`losszoo list miners '{prefix}:*'` lists them")
 
 
+def list_presets(pattern: str = "*") -> list[str]:
+    """The shipped presets matching ``pattern`` (``losszoo compare --preset NAME``)."""
+    import fnmatch
+
+    from losszoo.training.config import preset_names
+
+    return [name for name in preset_names() if fnmatch.fnmatchcase(name, pattern)]
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -83,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console()
     kinds = [args.what] if args.what else list(WHAT)
-    listers = {"samplers": list_samplers, "backbones": list_backbones, "datasets": list_datasets}
+    listers = {"samplers": list_samplers, "backbones": list_backbones, "datasets": list_datasets,
+               "presets": list_presets}
     for kind in kinds:
         if kind == "losses":
             print_losses(console, args.pattern)

@@ -317,6 +317,20 @@ def tuned_preset(dataset: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def preset_names() -> list[str]:
+    """The shipped presets (``presets/<name>.toml``): a dataset's default, or a named setting
+    such as ``cub100-cpu``."""
+    return sorted(path.stem for path in PRESET_FOLDER.glob("*.toml"))
+
+
+def named_preset(name: str) -> Path:
+    """The shipped preset ``name``; ``ConfigError`` listing the shipped ones if there is none."""
+    names = preset_names()
+    if name not in names:
+        raise ConfigError(f"no shipped preset {name!r}; the presets are: {', '.join(names)}")
+    return PRESET_FOLDER / f"{name}.toml"
+
+
 def build_config(*layers: dict[str, Any]) -> TrainConfig:
     """Merge settings: the paper's defaults, then the dataset's preset, then each layer in turn
     (e.g. a TOML file, then the command line); ``None`` values in a layer are ignored."""

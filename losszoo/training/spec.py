@@ -5,8 +5,9 @@ can give, in one documented precedence (highest first)::
 
     command line > config file > tuned preset > dataset preset > paper defaults
 
-The tuned source is a config file with a ``[tuning]`` table (a ``best.toml``) when one is given,
-else the dataset's shipped preset (``presets/<dataset>.toml``) unless ``untuned``. Its per-loss
+The tuned source is a named shipped preset (``preset``, e.g. ``cub100-cpu``), or a config file
+with a ``[tuning]`` table (a ``best.toml``), else the dataset's shipped preset
+(``presets/<dataset>.toml``); with ``untuned``, a named preset gives only its shared settings. Its per-loss
 tables (``[loss_options.<loss>]``, ``[loss_settings.<loss>]``) hold for its own top-level
 settings; a setting given above it (a flag, a key of a plain config file) wins over a loss's
 tuned value, and the row says so. A comparison with a tuned source is tuned: a loss the source
@@ -21,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from losszoo.errors import ConfigError
-from losszoo.training.config import TrainConfig, build_config, read_toml, toml_string, toml_value, tuned_preset
+from losszoo.training.config import (TrainConfig, build_config, named_preset, read_toml, toml_string, toml_value,
+                                     tuned_preset)
 
 TUNED, UNTUNED, BY_HAND = "tuned", "untuned", "by hand"
 
@@ -113,12 +115,13 @@ def load_comparison(
     *, command_line: Mapping[str, Any], config_file: str | Path | None = None, untuned: bool = False,
     losses: Sequence[str] | None = None, seeds: int | None = None,
     loss_options: Mapping[str, Mapping[str, Any]] | None = None,
-    allow_untuned: Sequence[str] = (),
+    allow_untuned: Sequence[str] = (), preset: str | None = None,
 ) -> ComparisonSpec:
     """The comparison that these layers describe (see the module docstring).
 
     ``command_line``: TrainConfig settings given as flags (None values are not given);
-    ``loss_options``: per-loss hyperparameters given as flags (``--loss-option LOSS.NAME=V``).
+    ``loss_options``: per-loss hyperparameters given as flags (``--loss-option LOSS.NAME=V``);
+    ``preset``: a shipped preset's name (:func:`losszoo.training.config.preset_names`).
     """
     from losszoo.losses import select_losses
     from losszoo.training.plan import loss_name
@@ -127,16 +130,25 @@ def load_comparison(
     file_table = read_toml(config_file) if config_file else {}
     untuned = untuned or bool(file_table.get("untuned"))
     source_path: Path | str | None = None
-    if "tuning" in file_table:
+    shared: dict[str, Any] = {}  # an untuned named preset: its settings, below the config file
+    if preset is not None:
+        if "tuning" in file_table:
+            raise ConfigError(f"--preset {preset} and {config_file} both hold tuned settings "
+                              "(its [tuning] table): give one of them")
+        path, plain = named_preset(preset), file_table
+        if untuned:  # its shared settings, none of its per-loss tables
+            source, shared = {}, read_toml(path)
+        else:
+            source, source_path = read_toml(path), path
+    elif "tuning" in file_table:
         source, plain, source_path = file_table, {}, config_file
     else:
         dataset = given.get("dataset") or file_table.get("dataset") or TrainConfig.dataset
-        preset = None if untuned else tuned_preset(dataset)
-        source = read_toml(preset) if preset else {}
-        plain, source_path = file_table, preset
-    base = build_config(_top_level(source), _top_level(plain), given)
+        source_path = None if untuned else tuned_preset(dataset)
+        source, plain = (read_toml(source_path) if source_path else {}), file_table
+    base = build_config(_top_level(shared), _top_level(source), _top_level(plain), given)
 
-    chosen = losses if losses is not None else plain.get("losses", source.get("losses"))
+    chosen = losses if losses is not None else plain.get("losses", source.get("losses", shared.get("losses")))
     if chosen is not None and not chosen:
         raise ConfigError("no loss to compare: --losses is empty")
     names = list(dict.fromkeys(loss_name(name) for name in select_losses(chosen)))
@@ -166,7 +178,7 @@ def load_comparison(
                    if e.provenance == TUNED else e for e in entries]
     allowed = [loss_name(name) for name in select_losses(list(allow_untuned))] if allow_untuned else []
     _check_untuned(entries, tuning is not None, allowed, source_path)
-    seeds = seeds if seeds is not None else plain.get("seeds", source.get("seeds", 1))
+    seeds = seeds if seeds is not None else plain.get("seeds", source.get("seeds", shared.get("seeds", 1)))
     return ComparisonSpec(base, tuple(entries), seeds, tuning, None if source_path is None else str(source_path))
 
 
