@@ -335,3 +335,34 @@ def test_set_epoch_rejects_negative_epochs():
     sampler = RandomBatchSampler([0, 1, 2, 3], batch_size=2)
     with pytest.raises(ValueError, match="epoch must be >= 0"):
         sampler.set_epoch(-1)
+
+
+def test_seeded_items_fetch_a_batch_as_item_by_item_and_leave_the_generator_alone():
+    """SeededItems' batch fetch (the DataLoader's ``__getitems__``) gives each item the draws of
+    its own seed, as fetching it alone does, and leaves the global generator's state as it was."""
+    from losszoo.distributed import DistributedBatchSampler
+    from losszoo.distributed.sampler import SeededItems
+
+    class Noisy(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 12
+
+        def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+            return torch.rand(3) + index, index
+
+    items = SeededItems(Noisy())
+    keys = [(5, 11), (2, 7), (5, 12), (0, 11)]
+    torch.manual_seed(3)
+    state = torch.get_rng_state()
+    batch = items.__getitems__(keys)
+    assert torch.equal(torch.get_rng_state(), state)
+    alone = [items[key] for key in keys]
+    assert all(torch.equal(a[0], b[0]) and a[1] == b[1] for a, b in zip(batch, alone))
+    assert torch.allclose(batch[0][0] - 5, batch[3][0])  # same seed, same draws
+    assert not torch.equal(batch[0][0], batch[2][0])
+
+    sampler = DistributedBatchSampler(ClassBalancedSampler([i // 2 for i in range(12)], batch_size=4,
+                                                           samples_per_class=2, seed=1), 0, 1, seed=1)
+    loaded = next(iter(DataLoader(items, batch_sampler=sampler)))
+    first = next(iter(sampler))
+    assert torch.equal(loaded[0], torch.stack([items[key][0] for key in first]))
