@@ -151,9 +151,9 @@ def check_evaluation(rank: int, world_size: int) -> list[str]:
     labels = torch.arange(23) % 5
     model = _tiny_model(0).float()
     data = EvalData(TensorDataset(images, labels))
-    distributed = evaluate_model(model, data, ks=(1, 2, 4), batch_size=5)
+    distributed = evaluate_model(model, data, ks=(1, 2, 4), batch_size=5).metrics.to_dict()
     gallery = EvalData(TensorDataset(images[:9], labels[:9]), TensorDataset(images, labels))
-    distributed_gallery = evaluate_model(model, gallery, ks=(1, 2), batch_size=4)
+    distributed_gallery = evaluate_model(model, gallery, ks=(1, 2), batch_size=4).metrics.to_dict()
     # The single-process reference, with no process group in the way.
     from losszoo.evaluation import evaluate
 

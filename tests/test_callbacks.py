@@ -30,16 +30,16 @@ class Recorder(Callback):
         self.calls.append(("step", step.step, step.epoch, step.loss))
 
     def on_epoch(self, epoch, record):
-        self.calls.append(("epoch", epoch, record["loss"]))
+        self.calls.append(("epoch", epoch, record.loss))
 
     def on_evaluation(self, epoch, split, metrics):
-        self.calls.append(("evaluation", epoch, split, metrics["map_at_r"]))
+        self.calls.append(("evaluation", epoch, split, metrics.map_at_r))
 
     def on_test(self, arrays, data):
         self.calls.append(("test", len(arrays.labels)))
 
     def on_run_end(self, result, folder):
-        self.calls.append(("end", result["metrics"]["map_at_r"]))
+        self.calls.append(("end", result.metrics.map_at_r))
 
     def close(self):
         self.calls.append(("close",))
@@ -58,12 +58,12 @@ def test_hooks_are_called_in_order_with_the_logged_values(tmp_path):
     assert [(s[1], s[2]) for s in steps] == [(int(r["step"]), int(r["epoch"])) for r in rows]
     assert [s[3] for s in steps] == pytest.approx([float(r["loss"]) for r in rows], rel=1e-5)
     epochs = [call for call in recorder.calls if call[0] == "epoch"]
-    assert [(e[1], e[2]) for e in epochs] == [(h["epoch"], h["loss"]) for h in result["history"]]
+    assert [(e[1], e[2]) for e in epochs] == [(h.epoch, h.loss) for h in result.history]
     evaluations = [call for call in recorder.calls if call[0] == "evaluation"]
     assert [e[2] for e in evaluations] == ["validation", "validation", "test"]
-    assert evaluations[-1][3] == recorder.calls[-2][1] == result["metrics"]["map_at_r"]
-    assert recorder.calls[-4] == ("test", result["splits"]["test"]["images"])
-    assert json.loads((tmp_path / "result.json").read_text())["metrics"] == result["metrics"]
+    assert evaluations[-1][3] == recorder.calls[-2][1] == result.metrics.map_at_r
+    assert recorder.calls[-4] == ("test", result.splits["test"]["images"])
+    assert json.loads((tmp_path / "result.json").read_text())["metrics"] == result.metrics.to_dict()
 
 
 def test_close_is_called_when_a_run_fails(tmp_path):

@@ -102,12 +102,13 @@ def test_compare_table_is_markdown_off_a_terminal(tmp_path):
 
     from rich.console import Console
 
+    from record_makers import run_record, scores
+
     from losszoo.training.report import to_markdown, write_report
 
-    record = {"loss": "triplet", "seed": 0, "train_seconds": 12.0,
-              "config": {"epochs": 1, "warmup_epochs": 0, "protocol": "final", "dataset": "omniglot",
-                         "backbone": "convnet4", "dim": 64},
-              "metrics": {"recall@1": 0.5, "nmi": 0.4, "map_at_r": 0.3}}
+    record = run_record("triplet", 0, scores(0.5, 0.3, nmi=0.4),
+                        config={"epochs": 1, "warmup_epochs": 0, "protocol": "final", "dataset": "omniglot",
+                                "backbone": "convnet4", "dim": 64})
     buffer = io.StringIO()
     rows = write_report([record], tmp_path, ks=(1,), console=Console(file=buffer, width=20))
     assert to_markdown(rows, (1,)).splitlines()[-1] in buffer.getvalue()

@@ -63,7 +63,7 @@ def test_one_process_trains_as_two_ranks_on_the_same_global_batch(tmp_path):
     steps_one, steps_two = _step_losses(tmp_path / "one"), _step_losses(tmp_path / "two")
     assert len(steps_one) == len(steps_two) == 6
     assert steps_two == pytest.approx(steps_one, rel=1e-3), (steps_one, steps_two)
-    for key, value in one["metrics"].items():
+    for key, value in one.metrics.scalars().items():
         assert two["metrics"][key] == pytest.approx(value, abs=0.0051), key
 
 

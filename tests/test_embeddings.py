@@ -71,7 +71,7 @@ def test_retrieval_figure_grid(run_dir, tmp_path):
     model = build_model(plan)
     model.load_state_dict(state["model"])
     data = final_test_data(plan, model)
-    _, arrays = evaluate_plan(plan, model, data, keep=True)
+    arrays = evaluate_plan(plan, model, data, keep=True).arrays
     path, grid = retrieval_figure(tmp_path / "g.png", arrays, data, queries=6, k=2)
     assert grid == (6, 3) and path.stat().st_size
     height, width = mpimg.imread(path).shape[:2]

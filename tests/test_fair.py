@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from record_makers import run_record, scores
 
 from losszoo.cli.main import main
 from losszoo.errors import ConfigError
@@ -115,8 +116,7 @@ def test_allow_untuned_marks_the_row_and_the_caption(tmp_path, capture, mycosine
     tuning = capture["tuning"]
     assert tuning["untuned"] == ["mycosine"] and tuning["trials"] == 6  # the shipped preset's budget
     assert _trained(capture)["mycosine"].lr == 0.01  # the shared default, not a tuned lr
-    records = [{"loss": loss, "seed": 0, "metrics": {"recall@1": r, "map_at_r": r / 2}, "train_seconds": 1.0,
-                "config": {"epochs": 1, "warmup_epochs": 0}, "history": []}
+    records = [run_record(loss, 0, scores(r, r / 2), config={"epochs": 1, "warmup_epochs": 0})
                for loss, r in (("normsoftmax", 0.6), ("mycosine", 0.5))]
     text = caption(records, tuning)
     assert text.startswith("tuned: 6 trials") and "NOT tuned (per-loss defaults, --allow-untuned): mycosine" in text
@@ -458,12 +458,14 @@ def test_metric_names_are_the_metrics_an_evaluation_reports(binary):
     numbers evaluate_model returns."""
     from torch.utils.data import TensorDataset
 
-    from losszoo.training.inference import EvalData, evaluate_model, metric_names
+    from losszoo.evaluation import metric_names
+    from losszoo.training.inference import EvalData, evaluate_model
 
     g = torch.Generator().manual_seed(0)
     data = EvalData(TensorDataset(torch.randn(20, 6, generator=g), torch.arange(20) % 4))
-    metrics = evaluate_model(torch.nn.Linear(6, 4), data, ks=(1, 3), binary=binary)
-    assert metric_names((1, 3), binary=binary) == [k for k, v in metrics.items() if isinstance(v, float)]
+    metrics = evaluate_model(torch.nn.Linear(6, 4), data, ks=(1, 3), binary=binary).metrics
+    assert metric_names((1, 3), binary=binary) == [k for k, v in metrics.to_dict().items() if isinstance(v, float)]
+    assert metric_names((1, 3), binary=binary) == list(metrics.scalars())
 
 
 def test_allow_untuned_takes_a_group(tmp_path, capsys, capture):

@@ -96,10 +96,10 @@ def test_a_tiny_fine_tuning_run_on_real_jpegs(tmp_path):
                          batch_size=8, samples_per_class=4, epochs=1, warmup_epochs=1,
                          batches_per_epoch=2, lr_milestones=(), ks=(1,), binary=False)
     result = train(config, tmp_path, progress=False)
-    assert result["splits"]["train"]["classes"] == result["splits"]["test"]["classes"] == 4
-    assert 0.0 <= result["metrics"]["recall@1"] <= 1.0 and len(result["history"]) == 2
-    assert result["provenance"]["pretrained"] is True
-    assert result["provenance"]["weights"]["sha256"].startswith("57934424")
+    assert result.splits["train"]["classes"] == result.splits["test"]["classes"] == 4
+    assert 0.0 <= result.metrics.recall[1] <= 1.0 and len(result.history) == 2
+    assert result.provenance["pretrained"] is True
+    assert result.provenance["weights"]["sha256"].startswith("57934424")
 
 
 @needs_lite0

@@ -5,19 +5,14 @@ from __future__ import annotations
 import csv
 
 import pytest
+from record_makers import run_record, scores
 from scipy import stats
 
 from losszoo.training.report import caption, converged, summarize, write_report
 
 
-def _record(loss, seed, map_at_r, curve=()):
-    history = [{"epoch": i + 1, "loss": 1.0, "validation": {"map_at_r": v, "recall@1": v}}
-               for i, v in enumerate(curve)]
-    return {"loss": loss, "seed": seed, "train_seconds": 1.0, "history": history,
-            "config": {"epochs": 3, "warmup_epochs": 0, "protocol": "holdout", "dataset": "omniglot",
-                       "backbone": "convnet4", "dim": 64, "max_classes": None},
-            "metrics": {"recall@1": map_at_r + 0.1, "map_at_r": map_at_r, "nmi": 0.5,
-                        "binary/recall@1": map_at_r}}
+def _record(loss, seed, map_at_r, curve=(), **fields):
+    return run_record(loss, seed, scores(map_at_r + 0.1, map_at_r, binary=map_at_r), curve=tuple(curve), **fields)
 
 
 def test_convergence_flag_uses_the_last_three_evaluations():
@@ -61,7 +56,7 @@ def test_protocol_final_runs_are_flagged_by_their_tuning_curve():
 
 
 def test_caption_says_when_run_under_another_schedule_than_tuned():
-    records = [{"loss": "triplet", "seed": 0, "config": {"epochs": 1, "warmup_epochs": 0}, "metrics": {}}]
+    records = [run_record("triplet", 0, None, config={"epochs": 1, "warmup_epochs": 0})]
     text = caption(records, {"trials": 4, "metric": "map_at_r", "changed": ["epochs", "lr"]})
     assert "but run with other epochs, lr than tuned for" in text
     assert "other" not in caption(records, {"trials": 4, "metric": "map_at_r"}).split(";")[0]
@@ -70,11 +65,10 @@ def test_caption_says_when_run_under_another_schedule_than_tuned():
 def test_caption_names_splits_batch_seeds_and_version(tmp_path):
     import losszoo
 
-    records = [_record("a", s, 0.5) for s in (0, 1)]
+    splits = {"train": {"classes": 10, "images": 200}, "test": {"classes": 5, "images": 100}}
+    records = [_record("a", s, 0.5, splits=splits) for s in (0, 1)]
     for record in records:
-        record["config"].update(batch_size=80, samples_per_class=5)
-        record["splits"] = {"train": {"classes": 10, "images": 200},
-                            "test": {"classes": 5, "images": 100}}
+        record.config.update(batch_size=80, samples_per_class=5)
     write_report(records, tmp_path, ks=(1,))
     first = (tmp_path / "results.md").read_text().splitlines()[0]
     for text in ("untuned", "3 epochs (+0 warm-up)", "batch 80 (5 per class)", "2 seed(s) (0, 1)",
@@ -98,7 +92,7 @@ def test_report_files_honour_the_umask(tmp_path):
 
 @pytest.mark.parametrize("pretrained", [True, False])
 def test_the_floor_row_of_a_pretrained_comparison_is_the_network_before_fine_tuning(tmp_path, pretrained):
-    floor = {**_record("untrained", 0, 0.2), "provenance": {"pretrained": pretrained}}
+    floor = _record("untrained", 0, 0.2, provenance={"pretrained": pretrained})
     write_report([_record("a", 0, 0.6), floor], tmp_path, ks=(1,))
     md = (tmp_path / "results.md").read_text()
     assert ("| before fine-tuning |" in md) is pretrained and ("| untrained |" in md) is not pretrained
@@ -134,8 +128,7 @@ def test_an_interval_past_100_is_clipped_and_marked(tmp_path):
 def test_caption_markup_is_shown_on_a_terminal(tmp_path):
     from rich.console import Console
 
-    records = [_record("a", 0, 0.5)]
-    records[0]["splits"] = {"train": {"classes": 20, "images": 400}}
+    records = [_record("a", 0, 0.5, splits={"train": {"classes": 20, "images": 400}})]
     console = Console(record=True, force_terminal=True, width=300)
     write_report(records, tmp_path, ks=(1,), console=console)
     assert "[train 20 classes / 400 images]" in console.export_text()

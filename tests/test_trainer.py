@@ -137,8 +137,8 @@ def test_embeddings_are_extracted_in_eval_mode():
 @pytest.mark.slow
 def test_training_with_two_workers(tmp_path):
     result = train(tiny(workers=2), tmp_path, progress=False)
-    assert (tmp_path / "result.json").exists() and 0.0 <= result["metrics"]["recall@1"] <= 1.0
-    assert len(result["history"]) == 2
+    assert (tmp_path / "result.json").exists() and 0.0 <= result.metrics.recall[1] <= 1.0
+    assert len(result.history) == 2
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -148,7 +148,7 @@ def test_cuda_grad_scaler_is_used_and_restored_on_resume(tmp_path, monkeypatch):
     result = train(config, tmp_path, progress=False)
     state = load_checkpoint(tmp_path / CHECKPOINT)
     assert state["scaler"] is not None and state["scaler"]["scale"] > 0
-    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in result["history"])
+    assert all(torch.isfinite(torch.tensor(r.loss)) for r in result.history)
     run = build_run(plan_run(config))
     assert run.scaler is not None and run.amp_dtype == torch.float16
     run.scaler.update(1234.0)

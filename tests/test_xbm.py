@@ -143,8 +143,8 @@ def test_an_interrupted_run_with_a_memory_resumes_bitwise(tmp_path):
     assert saved["next_epoch"] == 1 and int(saved["loss"]["step"]) == 3
     assert int((saved["loss"]["memory_labels"] >= 0).sum()) == 10  # step 2 enqueued one batch
     resumed = train(config, tmp_path / "broken", resume=True, progress=False)
-    assert resumed["metrics"] == whole["metrics"]
-    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in whole["history"]]
+    assert resumed.metrics == whole.metrics
+    assert [h.loss for h in resumed.history] == [h.loss for h in whole.history]
     a, b = (load_checkpoint(tmp_path / d / CHECKPOINT) for d in ("whole", "broken"))
     for part in ("model", "loss"):
         assert all(torch.equal(a[part][key], b[part][key]) for key in a[part]), part

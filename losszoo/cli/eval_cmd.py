@@ -73,10 +73,10 @@ def run(args: argparse.Namespace) -> int:
         model.load_state_dict(state["model"])
     data = final_test_data(plan, model)
     keep = embeddings_dir is not None or figure is not None
-    metrics = evaluate(plan, model, data, keep=keep, console=Console(stderr=True))
+    evaluation = evaluate(plan, model, data, keep=keep, console=Console(stderr=True))
     if keep:
-        metrics, arrays = metrics
-        _write_extras(arrays, data, config, embeddings_dir, figure, args)
+        _write_extras(evaluation.arrays, data, config, embeddings_dir, figure, args)
+    metrics = evaluation.metrics.to_dict()
     rows = [[key, f"{100 * value:.2f}" if isinstance(value, float) else str(value)]
             for key, value in metrics.items()]
     print_table(Console(), f"{config.dataset}: {args.run_dir or 'untrained ' + config.backbone}",
@@ -107,7 +107,7 @@ def check_loss_registered(run_dir: Path, loss: str) -> None:
     """Refuse, saying how to load it, a run whose loss is not registered in this process (one
     trained with ``--loss-module``): its result.json records where the loss was defined."""
     from losszoo.losses import get_loss_spec
-    from losszoo.training.checkpoint import read_json
+    from losszoo.training.records import read_record
     from losszoo.training.trainer import RESULT
 
     try:
@@ -117,7 +117,7 @@ def check_loss_registered(run_dir: Path, loss: str) -> None:
         pass
     source = {}
     if (run_dir / RESULT).exists():
-        source = (read_json(run_dir / RESULT).get("provenance") or {}).get("loss") or {}
+        source = (read_record(run_dir / RESULT).provenance or {}).get("loss") or {}
     module = source.get("file") or source.get("module")
     how = (f"pass --loss-module {module}" if module
            else "pass --loss-module FILE.py|MODULE, the one it was trained with")

@@ -18,7 +18,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="comma-separated loss names or groups: paper (the default: the eight losses "
                         "Zhai & Wu compare), modern (Proxy-Anchor, Multi-Similarity, ArcFace, SupCon), all")
     parser.add_argument("--trials", type=int, default=20, help="finished trials per loss")
-    parser.add_argument("--metric", default="map_at_r", help="validation metric to maximise")
+    parser.add_argument("--metric", default=None, help="validation metric to maximise (default map_at_r)")
     parser.add_argument("--storage", default=None,
                         help="Optuna storage URL (any SQLAlchemy URL); default SQLite in the output folder")
     add_warm_start_option(parser)
@@ -32,12 +32,13 @@ def run(args: argparse.Namespace) -> int:
 
     from losszoo.losses import select_losses
     from losszoo.tuning import tune
+    from losszoo.tuning.study import DEFAULT_METRIC
 
     config, table = config_from_args(args, protocol="tune")
     losses = select_losses(args.losses or table.get("losses"))
     output = Path(args.output or f"runs/tune-{config.dataset}-{config.backbone}-{config.dim}")
     warm_start = warm_start_tables(args.warm_start, losses) if args.warm_start else None
-    tune(config.replace(eval_every=0), output, losses=losses, trials=args.trials, metric=args.metric,
+    tune(config.replace(eval_every=0), output, losses=losses, trials=args.trials, metric=args.metric or DEFAULT_METRIC,
          storage=args.storage, sampler_seed=args.sampler_seed, command=command_line(args),
          console=Console(stderr=True), warm_start=warm_start)
     Console().print(f"best settings: {output / 'best.toml'} (losszoo compare --config {output / 'best.toml'})")

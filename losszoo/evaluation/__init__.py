@@ -23,10 +23,13 @@ from losszoo.evaluation.metrics import (
     r_precision,
     relevance,
 )
+from losszoo.evaluation.results import BinaryScores, EvaluationResult, metric_names
 
 __all__ = [
     "METRIC_NAMES",
     "NMI_AVERAGES",
+    "BinaryScores",
+    "EvaluationResult",
     "average_precision_at_r",
     "binarize",
     "count_relevant",
@@ -37,6 +40,7 @@ __all__ = [
     "iter_neighbors",
     "kmeans_assignments",
     "l2_normalize",
+    "metric_names",
     "nearest_neighbors",
     "nmi_score",
     "r_precision",

@@ -18,10 +18,11 @@ from losszoo.evaluation.metrics import (
     r_precision,
     relevance,
 )
+from losszoo.evaluation.results import MAP_AT_R, METRIC_KINDS, R_PRECISION
 
-METRIC_NAMES = ("recall", "nmi", "map_at_r", "r_precision")
+METRIC_NAMES = METRIC_KINDS  # the metrics ``evaluate(metrics=...)`` selects from
 DISTANCES = ("cosine", "euclidean")
-_NEEDS_R = ("map_at_r", "r_precision")
+_NEEDS_R = (MAP_AT_R, R_PRECISION)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ _WHERE = {
     "TrainConfig": "config", "build_config": "config", "compare": "compare",
     "evaluate_model": "inference", "extract_embeddings": "inference", "train": "trainer",
     "ComparisonSpec": "spec", "load_comparison": "spec", "run_comparison": "spec",
+    "RunRecord": "records", "read_record": "records", "write_record": "records",
 }
 
 __all__ = sorted(_WHERE)

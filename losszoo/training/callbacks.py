@@ -5,23 +5,25 @@ Subclass :class:`Callback`, override the hooks you need (each is a no-op by defa
 instances to ``train(..., callbacks=[...])`` or ``compare(..., callbacks=[...])``::
 
     class PrintEpochs(Callback):
-        def on_epoch(self, epoch: int, record: dict) -> None:
-            print(epoch, record["loss"])
+        def on_epoch(self, epoch: int, record: EpochRecord) -> None:
+            print(epoch, record.loss)
 
 Order of the calls in one run (rank 0 only under torchrun; a resumed run starts at the epoch
 after its checkpoint and replays no step):
 
 - ``on_run_start(folder, config, epochs_done)`` once, before the first batch;
 - ``on_step(step)`` per training batch (a :class:`Step`, in batches of ``PROGRESS_EVERY``);
-- ``on_evaluation(epoch, split, metrics)`` per evaluation: ``"validation"`` during training
-  (protocols holdout and tune), ``"test"`` once at the end;
-- ``on_epoch(epoch, record)`` after each epoch (``record``: epoch, mean loss, validation
-  metrics when scored), after its checkpoint is written; the last epoch's validation is
+- ``on_evaluation(epoch, split, metrics)`` per evaluation (an ``EvaluationResult``,
+  :mod:`losszoo.evaluation.results`): ``"validation"`` during training (protocols holdout and
+  tune), ``"test"`` once at the end;
+- ``on_epoch(epoch, record)`` after each epoch (an ``EpochRecord``: epoch, mean loss,
+  validation metrics when scored), after its checkpoint is written; the last epoch's validation is
   scored after training ends, so after its ``on_epoch``;
 - ``on_test(arrays, data)`` with the test embeddings and neighbours, just before the test's
   ``on_evaluation``, only for callbacks whose ``wants_test_arrays`` is true (keeping them
   costs memory);
-- ``on_run_end(result, folder)`` after result.json is written;
+- ``on_run_end(result, folder)`` after result.json is written (``result``: its ``RunRecord``,
+  :mod:`losszoo.training.records`);
 - ``close()`` always, last, also when the run failed or was interrupted.
 """
 
@@ -30,7 +32,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the hooks only name these types (importing records would import torch)
+    from losszoo.evaluation.results import EvaluationResult
+    from losszoo.training.records import EpochRecord, RunRecord
 
 
 @dataclass(frozen=True)
@@ -56,16 +62,16 @@ class Callback:
     def on_step(self, step: Step) -> None:
         """After a training step."""
 
-    def on_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+    def on_epoch(self, epoch: int, record: EpochRecord) -> None:
         """After epoch ``epoch`` (from 1) and its checkpoint."""
 
-    def on_evaluation(self, epoch: int, split: str, metrics: dict[str, Any]) -> None:
+    def on_evaluation(self, epoch: int, split: str, metrics: EvaluationResult) -> None:
         """After evaluating ``split`` ("validation" or "test") at epoch ``epoch``."""
 
     def on_test(self, arrays: Any, data: Any) -> None:
         """The final test evaluation's ``EvalArrays`` and ``EvalData`` (if wanted)."""
 
-    def on_run_end(self, result: dict[str, Any], folder: Path) -> None:
+    def on_run_end(self, result: RunRecord, folder: Path) -> None:
         """After the run's result.json is written; ``result`` is its record."""
 
     def close(self) -> None:
@@ -90,11 +96,11 @@ class Callbacks(Callback):
         for c in self.callbacks:
             c.on_step(step)
 
-    def on_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+    def on_epoch(self, epoch: int, record: EpochRecord) -> None:
         for c in self.callbacks:
             c.on_epoch(epoch, record)
 
-    def on_evaluation(self, epoch: int, split: str, metrics: dict[str, Any]) -> None:
+    def on_evaluation(self, epoch: int, split: str, metrics: EvaluationResult) -> None:
         for c in self.callbacks:
             c.on_evaluation(epoch, split, metrics)
 
@@ -103,7 +109,7 @@ class Callbacks(Callback):
             if c.wants_test_arrays:
                 c.on_test(arrays, data)
 
-    def on_run_end(self, result: dict[str, Any], folder: Path) -> None:
+    def on_run_end(self, result: RunRecord, folder: Path) -> None:
         for c in self.callbacks:
             c.on_run_end(result, folder)
 
@@ -144,10 +150,9 @@ class TensorBoardLogger(Callback):
             self.writer.add_scalar(f"train/lr_{name}", lr, step.step)
         self.writer.add_scalar("train/images_per_s", step.images_per_s, step.step)
 
-    def on_evaluation(self, epoch: int, split: str, metrics: dict[str, Any]) -> None:
-        for key, value in metrics.items():
-            if isinstance(value, (int, float)):
-                self.writer.add_scalar(f"{split}/{key}", value, epoch)
+    def on_evaluation(self, epoch: int, split: str, metrics: EvaluationResult) -> None:
+        for key, value in metrics.scalars().items():
+            self.writer.add_scalar(f"{split}/{key}", value, epoch)
 
     def close(self) -> None:
         self.writer.close()

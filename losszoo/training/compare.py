@@ -22,7 +22,7 @@ from losszoo.distributed import init_distributed
 from losszoo.errors import ConfigError, DivergedError, OutputError
 from losszoo.losses import select_losses
 from losszoo.training.callbacks import Callback
-from losszoo.training.checkpoint import folder_name, output_lock, write_json
+from losszoo.training.checkpoint import folder_name, output_lock
 from losszoo.training.config import TRAINING_ONLY, TrainConfig
 from losszoo.training.divergence import diverged_record
 from losszoo.training.plan import (
@@ -30,7 +30,7 @@ from losszoo.training.plan import (
 )
 from losszoo.training.logs import require_tensorboard
 from losszoo.training.provenance import provenance, utc_now
-from losszoo.training.records import read_record
+from losszoo.training.records import RunRecord, read_record, write_record
 from losszoo.training.report import write_report
 from losszoo.training.trainer import RESULT, check_output, train
 
@@ -43,25 +43,25 @@ _LOSS_SETTINGS = TRAINING_ONLY
 class PlannedRun:
     plan: RunPlan
     folder: Path
-    done: dict[str, Any] | None  # the finished record, when it can be kept as it is
+    done: RunRecord | None  # the finished record, when it can be kept as it is
 
     @property
     def untrained(self) -> bool:
         return self.folder.parent.name == UNTRAINED
 
 
-def _finished(plan: RunPlan, folder: Path, fingerprint: str) -> dict[str, Any] | None:
+def _finished(plan: RunPlan, folder: Path, fingerprint: str) -> RunRecord | None:
     """The run record in ``folder`` if made with these settings; refuse one made with others."""
     path = folder / RESULT
     if not path.exists():
         return None
     record = read_record(path)  # a damaged record is reported, never left out of the table
-    if record.get("fingerprint") != fingerprint:
+    if record.fingerprint != fingerprint:
         raise OutputError(
             f"{path} was made by a run with different settings; use another output "
             "folder, or delete that run to redo it"
         )
-    return record if record.get("evaluation") == plan.config.evaluation_settings() else None
+    return record if record.evaluation == plan.config.evaluation_settings() else None
 
 
 def plan_comparison(
@@ -129,29 +129,27 @@ def _saver(folder: Path, config: TrainConfig) -> Any:
     return save
 
 
-def _diverged(run: PlannedRun, error: DivergedError, console: Console) -> dict[str, Any]:
+def _diverged(run: PlannedRun, error: DivergedError, console: Console) -> RunRecord:
     """Record (and keep, in result.json) a run that diverged: a rerun would diverge again."""
     console.log(f"{run.plan.config.loss} seed {run.plan.config.seed}: {error}")
     record = diverged_record(run.plan, error)
     if init_distributed().is_main:
-        write_json(run.folder / RESULT, record)
+        write_record(run.folder / RESULT, record)
     return record
 
 
-def untrained_baseline(run: PlannedRun, console: Console) -> dict[str, Any]:
+def untrained_baseline(run: PlannedRun, console: Console) -> RunRecord:
     """Metrics of the freshly initialised model: the floor for every loss."""
     plan = run.plan
     started = utc_now()
     model = build_model(plan)
-    metrics = evaluate(plan, model, final_test_data(plan, model), console=console)
-    console.log(f"untrained network: R@1 {100 * metrics['recall@1']:.1f}")
-    record = {"loss": UNTRAINED, "seed": plan.config.seed, "config": plan.config.to_dict(),
-              "fingerprint": plan.config.fingerprint(exclude=_LOSS_SETTINGS), "metrics": metrics,
-              "validation": None, "history": [], "train_seconds": 0.0,
-              "evaluation": plan.config.evaluation_settings(), "splits": plan.split_sizes(),
-              "provenance": provenance(device=plan.device, started=started, model=model)}
+    metrics = evaluate(plan, model, final_test_data(plan, model), console=console).metrics
+    k = metrics.ks[0]
+    console.log(f"untrained network: R@{k} {100 * metrics.recall[k]:.1f}")
+    record = RunRecord.of_plan(plan, loss=UNTRAINED, fingerprint=plan.config.fingerprint(exclude=_LOSS_SETTINGS),
+                               metrics=metrics, provenance=provenance(device=plan.device, started=started, model=model))
     if init_distributed().is_main:
-        write_json(run.folder / RESULT, record)
+        write_record(run.folder / RESULT, record)
     return record
 
 
@@ -169,7 +167,7 @@ def compare(
     tensorboard: bool = False,
     save_embeddings: bool = False,
     callbacks: Sequence[Callback] = (),
-) -> list[dict[str, Any]]:
+) -> list[RunRecord]:
     """Train every loss in ``losses`` for ``seeds`` seeds; return the run records (untrained
     baseline first) and write the report files.
 

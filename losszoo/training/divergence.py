@@ -18,8 +18,7 @@ import torch
 from torch import Tensor
 
 from losszoo.errors import DivergedError
-
-DIVERGED = "diverged"  # a run record's "status" when training stopped on a non-finite value
+from losszoo.training.records import DIVERGED, Divergence, RunRecord
 
 
 class DivergenceGuard:
@@ -29,7 +28,7 @@ class DivergenceGuard:
     def __init__(self, run: Any, epoch: int) -> None:
         """Watch epoch ``epoch`` (0-based) of ``run`` (a trainer ``Run``)."""
         self.run, self.epoch, self.steps = run, epoch, len(run.loader)
-        previous = run.history[-1]["loss"] if run.history else None
+        previous = run.history[-1].loss if run.history else None
         self.last_finite: float | None = previous if previous is not None and math.isfinite(previous) else None
         self._step = 0
         self._hook = run.optimizer.register_step_post_hook(self._after_step)
@@ -71,13 +70,8 @@ class DivergenceGuard:
             epoch=self.epoch + 1, step=self._step, last_finite=self.last_finite)
 
 
-def diverged_record(plan: Any, error: DivergedError) -> dict[str, Any]:
+def diverged_record(plan: Any, error: DivergedError) -> RunRecord:
     """The result record of a run (a ``RunPlan``'s) stopped by ``error``: no metrics,
-    ``status`` "diverged" and where it happened, so a comparison marks its row and goes on."""
-    config = plan.config
-    return {"loss": config.loss, "seed": config.seed, "config": config.to_dict(),
-            "fingerprint": plan.fingerprint(), "status": DIVERGED, "metrics": None,
-            "validation": None, "evaluation": config.evaluation_settings(), "history": [],
-            "train_seconds": 0.0, "splits": plan.split_sizes(),
-            "diverged": {"epoch": error.epoch, "step": error.step, "last_finite_loss": error.last_finite,
-                         "message": str(error)}}
+    status "diverged" and where it happened, so a comparison marks its row and goes on."""
+    return RunRecord.of_plan(plan, status=DIVERGED, diverged=Divergence(
+        error.epoch, error.step, error.last_finite, str(error)))

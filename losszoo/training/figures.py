@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from losszoo.evaluation.results import MAP_AT_R, binary_key, recall_key
 from losszoo.training.checkpoint import atomic_write
+from losszoo.training.records import RunRecord
 
 FORMATS = ("png", "svg", "pdf")
 PNG_DPI = 200
@@ -56,15 +58,15 @@ def styles(losses: Sequence[str]) -> dict[str, Style]:
     return chosen
 
 
-def subtitle(records: Sequence[dict[str, Any]], tuning: dict[str, Any] | None = None) -> str:
+def subtitle(records: Sequence[RunRecord], tuning: dict[str, Any] | None = None) -> str:
     """What a figure shows: dataset, backbone, dim, tuned or untuned, seeds."""
-    trained = [r for r in records if r.get("loss") != UNTRAINED] or list(records)
-    config = trained[0].get("config", {}) if trained else {}
+    trained = [r for r in records if r.loss != UNTRAINED] or list(records)
+    config = trained[0].config if trained else {}
     dataset = str(config.get("dataset"))
     if config.get("max_classes"):
         dataset += f" (first {config['max_classes']} classes)"
     how = f"tuned ({tuning['trials']} trials per loss)" if tuning else "untuned"
-    seeds = sorted({r["seed"] for r in trained if "seed" in r})
+    seeds = sorted({r.seed for r in trained})
     seed_text = f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
     return (f"{dataset}, {config.get('backbone')}, dim {config.get('dim')}, {how}, "
             f"{config.get('epochs')} epochs, {seed_text}")
@@ -108,7 +110,7 @@ def _titles(fig: Any, ax: Any, title: str, caption: str, errors: bool) -> None:
 
 
 def _has_errors(rows: Sequence[dict[str, Any]]) -> bool:
-    return any(row.get("map_at_r_std") is not None for row in rows)
+    return any(row.get(f"{MAP_AT_R}_std") is not None for row in rows)
 
 
 def recall_at_k(rows: Sequence[dict[str, Any]], ks: Sequence[int], caption: str, path: Path) -> list[Path]:
@@ -119,7 +121,7 @@ def recall_at_k(rows: Sequence[dict[str, Any]], ks: Sequence[int], caption: str,
     fig, ax = plt.subplots(layout="constrained", figsize=(6.4, 4.2))
     for row in rows:
         style = look[row["loss"]]
-        key = [f"recall@{k}" for k in ks]
+        key = [recall_key(k) for k in ks]
         ax.errorbar(ks, [100 * row[k] for k in key], yerr=np.array([_interval(row, k) for k in key]).T,
                     capsize=3, color=style.color, linestyle=style.linestyle, marker=style.marker,
                     zorder=style.zorder, label=_legend(row))
@@ -137,14 +139,14 @@ def map_at_r(rows: Sequence[dict[str, Any]], caption: str, path: Path) -> list[P
     trained = [row for row in rows if row["loss"] != UNTRAINED]
     fig, ax = plt.subplots(layout="constrained", figsize=(6.4, 1.2 + 0.35 * max(len(trained), 2)))
     y = np.arange(len(trained))[::-1]
-    ax.barh(y, [100 * row["map_at_r"] for row in trained], xerr=_errors(trained, "map_at_r"), capsize=3,
+    ax.barh(y, [100 * row[MAP_AT_R] for row in trained], xerr=_errors(trained, MAP_AT_R), capsize=3,
             color=[look[r["loss"]].color for r in trained], hatch=None, edgecolor="black", linewidth=0.5)
     for bar, row in zip(ax.patches, trained):
         bar.set_hatch(look[row["loss"]].hatch)
     ax.set_yticks(y, [_legend(row) for row in trained])
     for row in rows:
         if row["loss"] == UNTRAINED:
-            ax.axvline(100 * row["map_at_r"], **_floor_line(), label=f"untrained network ({100 * row['map_at_r']:.1f})")
+            ax.axvline(100 * row[MAP_AT_R], **_floor_line(), label=f"untrained network ({100 * row[MAP_AT_R]:.1f})")
     ax.set(xlabel="MAP@R (%)")
     ax.set_xlim(left=0)
     if any(row["loss"] == UNTRAINED for row in rows):
@@ -158,8 +160,8 @@ def float_vs_binary(rows: Sequence[dict[str, Any]], caption: str, path: Path) ->
     plt = _pyplot()
     fig, ax = plt.subplots(layout="constrained", figsize=(6.4, 4.2))
     x = np.arange(len(rows))
-    for offset, key, label, hatch, color in ((-0.2, "recall@1", "float", "", PALETTE[3]),
-                                             (0.2, "binary/recall@1", "binary (sign)", "//", PALETTE[0])):
+    for offset, key, label, hatch, color in ((-0.2, recall_key(1), "float", "", PALETTE[3]),
+                                             (0.2, binary_key(recall_key(1)), "binary (sign)", "//", PALETTE[0])):
         ax.bar(x + offset, [100 * r.get(key, np.nan) for r in rows], 0.4, label=label, hatch=hatch,
                color=color, edgecolor="black", linewidth=0.5, yerr=_errors(rows, key), capsize=3)
     ax.set_xticks(x, [r["loss"] for r in rows], rotation=30, ha="right")
@@ -171,17 +173,17 @@ def float_vs_binary(rows: Sequence[dict[str, Any]], caption: str, path: Path) ->
     return _close(plt, fig, path)
 
 
-def validation_curves(records: Sequence[dict[str, Any]], curves: Sequence[Sequence[tuple[int, float]]],
+def validation_curves(records: Sequence[RunRecord], curves: Sequence[Sequence[tuple[int, float]]],
                       caption: str, path: Path, metric: str = "MAP@R") -> list[Path]:
     """Each run's validation ``metric`` per epoch: one style per loss, every seed drawn."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
-    look = styles([record["loss"] for record in records])
+    look = styles([record.loss for record in records])
     fig, ax = plt.subplots(layout="constrained", figsize=(6.4, 4.2))
     labelled: set[str] = set()
     for record, curve in zip(records, curves):
-        loss, style = record["loss"], look[record["loss"]]
+        loss, style = record.loss, look[record.loss]
         ax.plot([e for e, _ in curve], [100 * v for _, v in curve], color=style.color,
                 linestyle=style.linestyle, marker=style.marker, markersize=4,
                 label=None if loss in labelled else loss)

@@ -4,7 +4,7 @@ untrained baseline of ``losszoo compare``."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,25 +14,10 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from losszoo.distributed import distributed_embeddings
-from losszoo.evaluation import evaluate
 from losszoo.errors import ConfigError
-from losszoo.evaluation.evaluate import METRIC_NAMES, Neighbors
-
-
-
-# Binary (sign) codes are scored by retrieval only: clustering them (NMI) says little.
-BINARY_METRICS = ("recall", "map_at_r", "r_precision")
-
-
-def metric_names(ks: Sequence[int], *, binary: bool) -> list[str]:
-    """The names of the metrics :func:`evaluate_model` reports for ``ks`` (and ``binary``): the
-    one list a tuner's metric, a log line or a table column is checked against."""
-    def names(kinds: Sequence[str]) -> list[str]:
-        return [name for kind in kinds
-                for name in ([f"recall@{k}" for k in ks] if kind == "recall" else [kind])]
-
-    found = names(METRIC_NAMES)
-    return found + [f"binary/{name}" for name in names(BINARY_METRICS)] if binary else found
+from losszoo.evaluation import evaluate
+from losszoo.evaluation.evaluate import Neighbors
+from losszoo.evaluation.results import BINARY_KINDS, EvaluationResult, binary_key
 
 
 @dataclass(frozen=True)
@@ -115,13 +100,21 @@ def extract_embeddings(
     return torch.cat(chunks), torch.cat(labels)
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """What :func:`evaluate_model` returns: the metrics, and the arrays when asked to keep them."""
+
+    metrics: EvaluationResult
+    arrays: EvalArrays | None = None
+
+
 def evaluate_model(
     model: nn.Module, data: EvalData, *, ks: tuple[int, ...], binary: bool = True,
     batch_size: int = 256, workers: int = 0, seed: int = 0, keep: bool = False,
     console: Any = None,
-) -> dict[str, Any] | tuple[dict[str, Any], EvalArrays]:
-    """Recall@K, NMI, MAP@R and R-precision of ``model``; binary ones prefixed ``binary/``.
-    ``keep=True`` returns ``(metrics, EvalArrays)``: embeddings, labels and neighbours too.
+) -> Evaluation:
+    """Recall@K, NMI, MAP@R and R-precision of ``model`` (with ``binary``, the retrieval ones of
+    its sign codes too). ``keep=True`` keeps the arrays: embeddings, labels and neighbours.
     ``console``: progress lines of a long extraction or search (see :func:`progress_lines`)."""
     def extract(dataset: Dataset) -> tuple[Tensor, Tensor]:
         report = None if console is None else progress_lines(console, "embedding")
@@ -136,19 +129,17 @@ def evaluate_model(
     def searching(label: str) -> Report | None:
         return None if console is None else progress_lines(console, label, unit="queries")
 
-    metrics = evaluate(query, query_labels, gallery_embeddings=gallery,
-                       gallery_labels=gallery_labels, ks=ks, seed=seed, return_neighbors=keep,
-                       report=searching("neighbour search"))
-    if keep:  # the neighbours only when asked: at SOP size they are [60k, 1001]
-        metrics, neighbors = metrics
+    where = {"gallery_embeddings": gallery, "gallery_labels": gallery_labels, "ks": ks, "seed": seed}
+    # The neighbours only when asked: at SOP size they are [60k, 1001].
+    found = evaluate(query, query_labels, **where, return_neighbors=keep, report=searching("neighbour search"))
+    flat, neighbors = found if keep else (found, None)
     if binary:
-        binary_metrics = evaluate(query, query_labels, gallery_embeddings=gallery,
-                                  gallery_labels=gallery_labels, ks=ks, binary=True, seed=seed,
-                                  metrics=BINARY_METRICS,
-                                  report=searching("binary neighbour search"))
-        metrics.update({f"binary/{k}": v for k, v in binary_metrics.items()})
-    if keep:
-        return metrics, EvalArrays(query.numpy(), query_labels.numpy(), neighbors,
-                                   None if gallery is None else gallery.numpy(),
-                                   None if gallery_labels is None else gallery_labels.numpy())
-    return metrics
+        codes = evaluate(query, query_labels, **where, binary=True, metrics=BINARY_KINDS,
+                         report=searching("binary neighbour search"))
+        flat.update({binary_key(name): value for name, value in codes.items()})
+    metrics = EvaluationResult.from_dict(flat, ks)
+    if not keep:
+        return Evaluation(metrics)
+    return Evaluation(metrics, EvalArrays(query.numpy(), query_labels.numpy(), neighbors,
+                                          None if gallery is None else gallery.numpy(),
+                                          None if gallery_labels is None else gallery_labels.numpy()))

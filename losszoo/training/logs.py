@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from losszoo.errors import ConfigError, OutputError
+from losszoo.evaluation.results import EvaluationResult
 from losszoo.training.callbacks import Callback, Callbacks, Step, TensorBoardLogger
 from losszoo.training.checkpoint import atomic_write, write_text
+from losszoo.training.records import EpochRecord, RunRecord
 
 STEP_LOG = "log.csv"
 HISTORY = "history.csv"
@@ -106,14 +108,12 @@ class RunLog:
             self.callbacks.on_step(Step(int(row[0]), int(row[1]), float(row[2]),
                                         dict(zip(self.groups, map(float, row[3:-1]))), float(row[-1])))
 
-    def history(self, history: Sequence[dict[str, Any]], test: tuple[int, dict[str, Any]] | None = None) -> Path:
+    def history(self, history: Sequence[EpochRecord], test: tuple[int, EvaluationResult] | None = None) -> Path:
         """Rewrite history.csv: each epoch's validation metrics, and the final test metrics."""
-        entries = [(e["epoch"], "validation", e["validation"]) for e in history
-                   if isinstance(e.get("validation"), dict)]
+        entries = [(e.epoch, "validation", e.validation.scalars()) for e in history if e.validation is not None]
         if test is not None:
-            entries.append((test[0], "test", test[1]))
-        keys = list(dict.fromkeys(k for _, _, m in entries for k, v in m.items()
-                                  if isinstance(v, (int, float))))
+            entries.append((test[0], "test", test[1].scalars()))
+        keys = list(dict.fromkeys(k for _, _, m in entries for k in m))
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["epoch", "split", *keys])
@@ -121,15 +121,15 @@ class RunLog:
             writer.writerow([epoch, split, *(metrics.get(k, "") for k in keys)])
         return atomic_write(self.folder / HISTORY, lambda fh: fh.write(buffer.getvalue().encode()))
 
-    def evaluation(self, epoch: int, split: str, metrics: dict[str, Any]) -> None:
+    def evaluation(self, epoch: int, split: str, metrics: EvaluationResult) -> None:
         """One evaluation's metrics, to the callbacks."""
         self.callbacks.on_evaluation(epoch, split, metrics)
 
-    def epoch(self, record: dict[str, Any]) -> None:
+    def epoch(self, record: EpochRecord) -> None:
         """An epoch's history record (epoch, mean loss, validation), to the callbacks."""
-        self.callbacks.on_epoch(record["epoch"], record)
+        self.callbacks.on_epoch(record.epoch, record)
 
-    def finish(self, result: dict[str, Any]) -> None:
+    def finish(self, result: RunRecord) -> None:
         """The run's result record (written to result.json), to the callbacks."""
         self.callbacks.on_run_end(result, self.folder)
 

@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from losszoo.errors import ConfigError
+from losszoo.evaluation.results import MAP_AT_R, EvaluationResult, recall_key
 from losszoo.training.callbacks import Callback
+from losszoo.training.records import EpochRecord, RunRecord
 
 DEFAULT_FOLDER = "mlruns"
 EXPERIMENT = "losszoo"
 SKIPPED_ARTIFACTS = {"checkpoint.pt", ".lock"}  # large, or bookkeeping
 MAX_PARAM_CHARS = 500
-TREE_METRICS = ("test/recall_at_1", "test/map_at_r")  # shown by run_tree
 
 
 def default_tracking_uri(folder: str | Path = DEFAULT_FOLDER) -> str:
@@ -41,6 +42,9 @@ def default_tracking_uri(folder: str | Path = DEFAULT_FOLDER) -> str:
 def metric_key(split: str, key: str) -> str:
     """``validation``, ``recall@1`` -> ``validation/recall_at_1`` (MLflow keys have no ``@``)."""
     return f"{split}/" + re.sub(r"[^0-9A-Za-z_\-. /]", "_", key.replace("@", "_at_"))
+
+
+TREE_METRICS = tuple(metric_key("test", name) for name in (recall_key(1), MAP_AT_R))  # shown by run_tree
 
 
 def flat_params(config: dict[str, Any], prefix: str = "config.") -> dict[str, str]:
@@ -95,15 +99,14 @@ class MLflowLogger(Callback):
     def on_run_start(self, folder: Path, config: dict[str, Any], epochs_done: int) -> None:
         self._start(folder, config, resumed_at=epochs_done)
 
-    def on_epoch(self, epoch: int, record: dict[str, Any]) -> None:
-        self._metric("train/loss", record["loss"], epoch)
+    def on_epoch(self, epoch: int, record: EpochRecord) -> None:
+        self._metric("train/loss", record.loss, epoch)
 
-    def on_evaluation(self, epoch: int, split: str, metrics: dict[str, Any]) -> None:
-        for key, value in metrics.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                self._metric(metric_key(split, key), value, epoch)
+    def on_evaluation(self, epoch: int, split: str, metrics: EvaluationResult) -> None:
+        for key, value in metrics.scalars().items():
+            self._metric(metric_key(split, key), value, epoch)
 
-    def on_run_end(self, result: dict[str, Any], folder: Path) -> None:
+    def on_run_end(self, result: RunRecord, folder: Path) -> None:
         self._artifacts(folder)
         self._end("FINISHED")
 
@@ -112,18 +115,17 @@ class MLflowLogger(Callback):
             self._end("FAILED")
 
     # -- replay -------------------------------------------------------------------------------
-    def log_record(self, record: dict[str, Any], folder: Path) -> None:
+    def log_record(self, record: RunRecord, folder: Path) -> None:
         """Log a finished run from its record (a run kept from an earlier invocation, the
         untrained floor): the same parameters, per-epoch metrics and artifacts as live."""
-        self._start(folder, record.get("config") or {}, loss=record.get("loss"))
-        for entry in record.get("history") or []:
-            if entry.get("loss") is not None:
-                self.on_epoch(entry["epoch"], entry)
-            if isinstance(entry.get("validation"), dict):
-                self.on_evaluation(entry["epoch"], "validation", entry["validation"])
-        if record.get("metrics"):
-            last = max((e["epoch"] for e in record.get("history") or []), default=0)
-            self.on_evaluation(last, "test", record["metrics"])
+        self._start(folder, record.config, loss=record.loss)
+        for entry in record.history:
+            self.on_epoch(entry.epoch, entry)
+            if entry.validation is not None:
+                self.on_evaluation(entry.epoch, "validation", entry.validation)
+        if record.metrics is not None:
+            last = max((e.epoch for e in record.history), default=0)
+            self.on_evaluation(last, "test", record.metrics)
         self.on_run_end(record, folder)
 
     # -- helpers ------------------------------------------------------------------------------
@@ -176,7 +178,8 @@ def mlflow_comparison(output_dir: str | Path, tracking_uri: str | None = None, *
     try:
         yield logger
         results = output_dir / "results.json"
-        for record in read_json(results)["runs"] if results.exists() else []:
+        for run in read_json(results)["runs"] if results.exists() else []:
+            record = RunRecord.from_dict(run)
             folder = (output_dir / _folder(record)).resolve()
             if folder not in logger.logged:
                 logger.log_record(record, folder)
@@ -188,10 +191,10 @@ def mlflow_comparison(output_dir: str | Path, tracking_uri: str | None = None, *
         logger.client.set_terminated(parent.info.run_id, status=status)
 
 
-def _folder(record: dict[str, Any]) -> Path:
+def _folder(record: RunRecord) -> Path:
     from losszoo.training.checkpoint import folder_name
 
-    return Path(folder_name(record["loss"])) / f"seed{record['seed']}"
+    return Path(folder_name(record.loss)) / f"seed{record.seed}"
 
 
 def run_tree(tracking_uri: str | None = None, experiment: str = EXPERIMENT) -> list[str]:

@@ -35,7 +35,7 @@ from losszoo.models import BACKBONES, InputSpec, create_model
 from losszoo.models.registry import TIMM_PREFIX, timm_available
 from losszoo.samplers import SAMPLERS, create_sampler
 from losszoo.training.config import TrainConfig
-from losszoo.training.inference import EvalData, evaluate_model, resolve_device
+from losszoo.training.inference import EvalData, Evaluation, evaluate_model, resolve_device
 from losszoo.training.preflight import check_plan_fits
 
 TRAIN_SPLIT = "train"
@@ -361,7 +361,7 @@ def final_test_data(plan: RunPlan, model: nn.Module) -> EvalData | None:
 
 
 def evaluate(plan: RunPlan, model: nn.Module, data: EvalData, *, keep: bool = False,
-             console: Any = None) -> Any:
+             console: Any = None) -> Evaluation:
     """The one evaluate-a-model workflow: embeddings of ``data``, then every metric
     (``keep=True``: and the arrays; ``console``: progress lines; see
     :func:`~losszoo.training.inference.evaluate_model`)."""

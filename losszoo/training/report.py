@@ -18,16 +18,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from losszoo.evaluation.results import BINARY_PREFIX, MAP_AT_R, NMI, binary_key, recall_key
 from losszoo.evaluation.stats import ALPHA, CORRECTION, MIN_SEEDS, TEST, compare_to_best, estimate
 from losszoo.training.checkpoint import write_json, write_text
-from losszoo.training.divergence import DIVERGED
+from losszoo.training.records import RunRecord
 
-MARK_METRIC = "map_at_r"  # the metric the "indistinguishable from best" mark is computed on
+MARK_METRIC = MAP_AT_R  # the metric the "indistinguishable from best" mark is computed on
 # A run is "not converged" when its validation metric rose by more than this between the first
 # and the last of its last CONVERGENCE_WINDOW evaluations (0.01 = 1 point of MAP@R). Three
 # evaluations (two epochs when scored every epoch): over one epoch, a schedule that ends at
 # lr / 100 looks flat even when 3 more epochs add 5-9 points (docs/compare-omniglot.md).
-CONVERGENCE_METRIC = "map_at_r"
+CONVERGENCE_METRIC = MAP_AT_R
 CONVERGENCE_THRESHOLD = 0.01
 CONVERGENCE_WINDOW = 3
 CLIPPED = "†"  # marks a confidence interval clipped to [0, 100]
@@ -36,18 +37,18 @@ METRIC_BOUNDS = (0.0, 1.0)  # every retrieval metric is a fraction
 
 def metric_label(key: str) -> str:
     """A metric's name in words: ``map_at_r`` -> ``MAP@R``, ``binary/recall@1`` -> ``binary R@1``."""
-    base = key.removeprefix("binary/")
-    label = {"map_at_r": "MAP@R", "nmi": "NMI"}.get(base) or base.replace("recall@", "R@")
+    base = key.removeprefix(BINARY_PREFIX)
+    label = {MAP_AT_R: "MAP@R", NMI: "NMI"}.get(base) or base.replace(recall_key(""), "R@")
     return ("binary " if key != base else "") + label
 
 
-def validation_curve(record: dict[str, Any], metric: str = CONVERGENCE_METRIC) -> list[tuple[int, float]]:
+def validation_curve(record: RunRecord, metric: str = CONVERGENCE_METRIC) -> list[tuple[int, float]]:
     """(epoch, validation metric) pairs of one run's history."""
-    return [(entry["epoch"], entry["validation"][metric]) for entry in record.get("history", [])
-            if isinstance(entry.get("validation"), dict) and metric in entry["validation"]]
+    scored = [(entry.epoch, entry.validation.scalars()) for entry in record.history if entry.validation is not None]
+    return [(epoch, values[metric]) for epoch, values in scored if metric in values]
 
 
-def converged(record: dict[str, Any], *, metric: str = CONVERGENCE_METRIC,
+def converged(record: RunRecord, *, metric: str = CONVERGENCE_METRIC,
               threshold: float = CONVERGENCE_THRESHOLD, window: int = CONVERGENCE_WINDOW) -> bool | None:
     """False when the run's validation ``metric`` rose by more than ``threshold`` from the first
     to the last of its last ``window`` evaluations (still climbing); None with fewer than
@@ -64,35 +65,34 @@ def curve_converged(curve: Sequence[float], *, threshold: float = CONVERGENCE_TH
     return curve[-1] - curve[-window] <= threshold
 
 
-def summarize(records: Sequence[dict[str, Any]],
+def summarize(records: Sequence[RunRecord],
               tuning_curves: dict[str, Sequence[float]] | None = None) -> list[dict[str, Any]]:
     """One row per loss (in first-seen order): per metric the mean, std (None for one seed)
     and 95 % CI over its seeds; ``best`` marks losses indistinguishable from the best on
     MARK_METRIC; ``not_converged`` counts runs flagged by :func:`converged`, plus one when the
     loss's best tuning trial (``tuning_curves``: its validation curve under the same schedule,
     the only curve a protocol-"final" run has) is flagged."""
-    by_loss: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_loss: dict[str, list[RunRecord]] = defaultdict(list)
     diverged: dict[str, int] = defaultdict(int)  # runs stopped on a non-finite loss: no metrics
     for record in records:
-        if record.get("status") == DIVERGED:
-            diverged[record["loss"]] += 1
-            by_loss.setdefault(record["loss"], [])
-        elif record.get("metrics"):
-            by_loss[record["loss"]].append(record)
+        if record.is_diverged:
+            diverged[record.loss] += 1
+            by_loss.setdefault(record.loss, [])
+        elif record.metrics is not None:
+            by_loss[record.loss].append(record)
     rows = []
     for loss, runs in by_loss.items():
         row: dict[str, Any] = {"loss": loss, "seeds": len(runs), "diverged": diverged[loss]}
         if loss == "untrained" and pretrained_floor(runs):
             row["label"] = PRETRAINED_FLOOR
-        numeric = [k for k, v in runs[0]["metrics"].items() if isinstance(v, (int, float))] if runs else []
-        for key in numeric:
-            _estimate(row, key, [run["metrics"][key] for run in runs], METRIC_BOUNDS)
-        _estimate(row, "train_seconds", [run["train_seconds"] for run in runs] or [0.0], (0.0, float("inf")))
+        values = [run.metrics.scalars() for run in runs]
+        for key in values[0] if values else ():
+            _estimate(row, key, [found[key] for found in values], METRIC_BOUNDS)
+        _estimate(row, "train_seconds", [run.train_seconds for run in runs] or [0.0], (0.0, float("inf")))
         row["not_converged"] = sum(converged(run) is False for run in runs)
         row["not_converged"] += curve_converged((tuning_curves or {}).get(loss, ())) is False
         rows.append(row)
-    per_loss = {loss: {run["seed"]: run["metrics"][MARK_METRIC] for run in runs
-                       if MARK_METRIC in run["metrics"]}
+    per_loss = {loss: {run.seed: run.metrics.value(MARK_METRIC) for run in runs}
                 for loss, runs in by_loss.items() if loss != "untrained" and runs}
     comparisons = compare_to_best(per_loss)
     tested = any(c.indistinguishable is not None for c in comparisons.values())
@@ -116,10 +116,10 @@ def _estimate(row: dict[str, Any], key: str, values: Sequence[float], bounds: tu
 PRETRAINED_FLOOR = "before fine-tuning"
 
 
-def pretrained_floor(records: Sequence[dict[str, Any]]) -> bool:
+def pretrained_floor(records: Sequence[RunRecord]) -> bool:
     """Whether the untrained-network records are of a backbone that loaded pretrained weights
     (their provenance says so; records written before it said nothing are taken as not)."""
-    return any((r.get("provenance") or {}).get("pretrained") for r in records if r.get("loss") == "untrained")
+    return any((r.provenance or {}).get("pretrained") for r in records if r.loss == "untrained")
 
 
 def statistics_note(rows: Sequence[dict[str, Any]]) -> str:
@@ -143,19 +143,19 @@ def statistics_note(rows: Sequence[dict[str, Any]]) -> str:
     return note + "."
 
 
-def caption(records: Sequence[dict[str, Any]], tuning: dict[str, Any] | None = None,
+def caption(records: Sequence[RunRecord], tuning: dict[str, Any] | None = None,
             rows: Sequence[dict[str, Any]] | None = None) -> str:
     """How the table was obtained: tuned (budget, metric, split) or untuned, epochs, seeds,
     dataset, backbone, dim, losszoo version, and the statistics used (``rows``: the summary,
     computed when not given)."""
     from losszoo import __version__
 
-    trained = [r for r in records if r.get("loss") != "untrained"] or list(records)
-    config = trained[0]["config"] if trained else {}
-    seeds = max((sum(1 for r in trained if r["loss"] == loss) for loss in {r["loss"] for r in trained}),
+    trained = [r for r in records if r.loss != "untrained"] or list(records)
+    config = trained[0].config if trained else {}
+    seeds = max((sum(1 for r in trained if r.loss == loss) for loss in {r.loss for r in trained}),
                 default=0)
     if tuning:
-        how = (f"tuned: {tuning['trials']} trials per loss on {tuning.get('metric', 'map_at_r')} "
+        how = (f"tuned: {tuning['trials']} trials per loss on {tuning.get('metric', MAP_AT_R)} "
                f"of class-disjoint validation classes ({tuning.get('split', 'validation split of the training classes')})")
         if tuning.get("changed"):
             how += f", but run with other {', '.join(tuning['changed'])} than tuned for"
@@ -166,20 +166,20 @@ def caption(records: Sequence[dict[str, Any]], tuning: dict[str, Any] | None = N
                 f"{loss} ({', '.join(keys)})" for loss, keys in tuning["by_hand"].items())
     else:
         how = "untuned (shared settings, per-loss defaults)"
-    splits = next((r["splits"] for r in trained if r.get("splits")), None)
+    splits = next((r.splits for r in trained if r.splits), None)
     sizes = ""
     if splits:
         sizes = " [" + ", ".join(f"{name} {s['classes']} classes / {s['images']} images"
                                  for name, s in splits.items()) + "]"
     batch = ""
     if config.get("batch_size"):
-        per_class = {r["config"].get("samples_per_class") for r in trained if "config" in r}
+        per_class = {r.config.get("samples_per_class") for r in trained}
         per_class_text = (f"{config.get('samples_per_class')} per class" if len(per_class) <= 1
                           else "images per class set per loss")
         batch = f", batch {config['batch_size']} ({per_class_text})"
     floor = (f"Row '{PRETRAINED_FLOOR}': the pretrained backbone with the new embedding head untrained "
              "(no loss trained it). " if pretrained_floor(records) else "")
-    seed_list = sorted({r["seed"] for r in trained if "seed" in r})
+    seed_list = sorted({r.seed for r in trained})
     seed_text = f" ({', '.join(map(str, seed_list))})" if seed_list else ""
     return (f"{how}; {config.get('epochs')} epochs (+{config.get('warmup_epochs')} warm-up){batch}, "
             f"{seeds} seed(s){seed_text}, protocol {config.get('protocol')}, dataset {config.get('dataset')}"
@@ -190,11 +190,11 @@ def caption(records: Sequence[dict[str, Any]], tuning: dict[str, Any] | None = N
             f"(nc) = runs not converged (validation {metric_label(CONVERGENCE_METRIC)} "
             f"rose > {100 * CONVERGENCE_THRESHOLD:g} points over the last {CONVERGENCE_WINDOW} evaluations"
             f"{'; for protocol final runs, the best tuning trial of the same schedule' if tuning and tuning.get('curves') else ''})."
-            f"{' (diverged k/n) = k of n runs stopped on a non-finite loss, left out of the cells.' if any(r.get('status') == DIVERGED for r in records) else ''}")
+            f"{' (diverged k/n) = k of n runs stopped on a non-finite loss, left out of the cells.' if any(r.is_diverged for r in records) else ''}")
 
 
 def _columns(ks: Sequence[int]) -> list[tuple[str, str]]:
-    keys = [f"recall@{k}" for k in ks] + ["nmi", "map_at_r", "binary/recall@1", "binary/map_at_r"]
+    keys = [recall_key(k) for k in ks] + [NMI, MAP_AT_R, binary_key(recall_key(1)), binary_key(MAP_AT_R)]
     return [(key, metric_label(key).replace("binary", "bin")) for key in keys]
 
 
@@ -251,7 +251,7 @@ def to_csv(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def plot(rows: Sequence[dict[str, Any]], ks: Sequence[int], output_dir: Path,
-         records: Sequence[dict[str, Any]] = (), tuning: dict[str, Any] | None = None) -> list[Path]:
+         records: Sequence[RunRecord] = (), tuning: dict[str, Any] | None = None) -> list[Path]:
     """The report's figures (losszoo.training.figures), each as PNG, SVG and PDF: Recall@K and
     MAP@R per loss, float vs binary R@1 when measured, and the per-epoch validation curves when
     the runs evaluated validation classes."""
@@ -261,7 +261,7 @@ def plot(rows: Sequence[dict[str, Any]], ks: Sequence[int], output_dir: Path,
     caption = figures.subtitle(records, tuning) if records else ""
     paths = figures.recall_at_k(rows, ks, caption, output_dir / "recall_at_k")
     paths += figures.map_at_r(rows, caption, output_dir / "map_at_r")
-    if any("binary/recall@1" in row for row in rows):
+    if any(binary_key(recall_key(1)) in row for row in rows):
         paths += figures.float_vs_binary(rows, caption, output_dir / "float_vs_binary_r1")
     curves = [(r, validation_curve(r)) for r in records]
     curves = [(r, c) for r, c in curves if c]
@@ -271,7 +271,7 @@ def plot(rows: Sequence[dict[str, Any]], ks: Sequence[int], output_dir: Path,
     return paths
 
 
-def write_report(records: Sequence[dict[str, Any]], output_dir: str | Path, *, ks: Sequence[int],
+def write_report(records: Sequence[RunRecord], output_dir: str | Path, *, ks: Sequence[int],
                  console: Console | None = None, tuning: dict[str, Any] | None = None,
                  provenance: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Write every report file; ``tuning`` (trials, metric, split) says the settings were tuned;
@@ -284,7 +284,7 @@ def write_report(records: Sequence[dict[str, Any]], output_dir: str | Path, *, k
         elif row["loss"] in (tuning or {}).get("by_hand", {}):
             row["settings"] = "by hand"
     text = caption(records, tuning, rows)
-    write_json(output_dir / "results.json", {"caption": text, "summary": rows, "runs": list(records),
+    write_json(output_dir / "results.json", {"caption": text, "summary": rows, "runs": [record.to_dict() for record in records],
                                              "provenance": provenance})
     write_text(output_dir / "results.csv", to_csv(rows))
     write_text(output_dir / "results.md", to_markdown(rows, ks, text))

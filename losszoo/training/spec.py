@@ -19,11 +19,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from losszoo.errors import ConfigError
 from losszoo.training.config import (TrainConfig, build_config, named_preset, read_toml, toml_string, toml_value,
                                      tuned_preset)
+
+if TYPE_CHECKING:  # importing the records would import torch
+    from losszoo.training.records import RunRecord
 
 TUNED, UNTUNED, BY_HAND = "tuned", "untuned", "by hand"
 
@@ -251,14 +254,14 @@ def _check_untuned(entries: Sequence[LossEntry], tuned: bool, allowed: Sequence[
 
 
 def run_comparison(
-    spec: ComparisonSpec, output_dir: str | Path, *, tune: int = 0, metric: str = "map_at_r",
+    spec: ComparisonSpec, output_dir: str | Path, *, tune: int = 0, metric: str | None = None,
     storage: str | None = None, warm_start: dict[str, tuple[dict[str, Any], dict[str, Any]]] | None = None,
     command: str | None = None, progress: bool = True, console: Any = None, tensorboard: bool = False,
     save_embeddings: bool = False, callbacks: Sequence[Any] = (),
-) -> list[dict[str, Any]]:
+) -> list[RunRecord]:
     """What ``losszoo compare`` does: with ``tune`` N, first tune N trials per loss on
     validation classes (``<output_dir>/tune``, :func:`losszoo.tuning.tune`; ``warm_start``,
-    ``storage``, ``metric`` as there), then compare every loss of ``spec`` over its seeds under
+    ``storage``, ``metric`` (default MAP@R) as there), then compare every loss of ``spec`` over its seeds under
     protocol final (:func:`losszoo.training.compare.compare`). Returns the run records."""
     from rich.console import Console
 
@@ -271,6 +274,9 @@ def run_comparison(
                       "the table says so")
     if tune:
         from losszoo.tuning import tune as tune_losses
+        from losszoo.tuning.study import DEFAULT_METRIC
+
+        metric = metric or DEFAULT_METRIC
 
         results = tune_losses(spec.base.replace(protocol="tune", eval_every=0), output_dir / "tune",
                               losses=spec.names, trials=tune, metric=metric, storage=storage, command=command,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,10 @@ from torch.utils.data import DataLoader, Dataset
 from losszoo import runtime
 from losszoo.distributed import DistContext, DistributedBatchSampler, SeededItems, init_distributed
 from losszoo.errors import OutputError
+from losszoo.evaluation.results import EvaluationResult
 from losszoo.samplers import create_sampler
 from losszoo.training.callbacks import Callback, with_test_callbacks
-from losszoo.training.checkpoint import load_checkpoint, output_lock, save_checkpoint, write_json
+from losszoo.training.checkpoint import load_checkpoint, output_lock, save_checkpoint
 from losszoo.training.config import TrainConfig
 from losszoo.training.divergence import DivergenceGuard
 from losszoo.training.inference import EvalArrays, EvalData
@@ -48,6 +49,7 @@ from losszoo.training.optim import LazySparseSGD
 from losszoo.training.mining import MinedLoss
 from losszoo.training.progress import Every, epoch_line
 from losszoo.training.provenance import provenance, utc_now
+from losszoo.training.records import EpochRecord, RunRecord, write_record
 from losszoo.training.strategy import SingleProcess, choose_strategy
 from losszoo.training.plan import (
     RunPlan,
@@ -87,7 +89,7 @@ class Run:
     device: torch.device
     amp_dtype: torch.dtype | None = None
     scaler: torch.amp.GradScaler | None = None  # float16 only: bfloat16 needs no loss scaling
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[EpochRecord] = field(default_factory=list)
     train_seconds: float = 0.0
     first_epoch: int = 0  # the first epoch this process trains (after a resume: the next one)
     next_epoch: int = 0
@@ -205,7 +207,7 @@ def _state(run: Run) -> dict[str, Any]:
         "optimizer": optimizer_state,
         "scheduler": run.scheduler.state_dict(),
         "scaler": run.scaler.state_dict() if run.scaler else None,
-        "history": run.history,
+        "history": [entry.to_dict() for entry in run.history],
         "train_seconds": run.train_seconds,
     }
 
@@ -216,7 +218,8 @@ def _restore(run: Run, state: dict[str, Any], path: Path) -> None:
     run.scheduler.load_state_dict(state["scheduler"])
     if run.scaler and state.get("scaler"):
         run.scaler.load_state_dict(state["scaler"])
-    run.history, run.train_seconds = state["history"], state["train_seconds"]
+    run.history = [EpochRecord.from_dict(entry) for entry in state["history"]]
+    run.train_seconds = state["train_seconds"]
     run.next_epoch = run.first_epoch = state["next_epoch"]
 
 
@@ -239,7 +242,7 @@ def check_output(plan: RunPlan, output_dir: Path, *, resume: bool) -> dict[str, 
 
 # Called after each validation with (epoch, validation metrics); may raise to stop the run
 # (a tuner's pruning).
-ValidationCallback = Callable[[int, dict[str, Any]], None]
+ValidationCallback = Callable[[int, EvaluationResult], None]
 # Called (rank 0) with the final test evaluation's arrays (embeddings, neighbours) and its data.
 TestCallback = Callable[[EvalArrays, EvalData], None]
 
@@ -270,15 +273,15 @@ def train(
     progress: bool = True, console: Console | None = None,
     on_validation: ValidationCallback | None = None, tensorboard: bool = False,
     on_test: TestCallback | None = None, callbacks: Sequence[Callback] = (),
-) -> dict[str, Any]:
-    """Train ``config`` (or its plan) into ``output_dir``; return its result record (also in
-    result.json). ``callbacks`` (:mod:`losszoo.training.callbacks`) hear of every step, epoch
-    and evaluation.
+) -> RunRecord:
+    """Train ``config`` (or its plan) into ``output_dir``; return its result record (a
+    :class:`~losszoo.training.records.RunRecord`, also in result.json). ``callbacks``
+    (:mod:`losszoo.training.callbacks`) hear of every step, epoch and evaluation.
 
     Under protocols ``"holdout"`` and ``"tune"`` the validation classes are evaluated every
-    ``eval_every`` epochs and at the end (``record["validation"]``, and per epoch in
-    ``record["history"]``); the test split is evaluated once, after training
-    (``record["metrics"]``; None under ``"tune"``). With ``resume``, continue from
+    ``eval_every`` epochs and at the end (``record.validation``, and per epoch in
+    ``record.history``); the test split is evaluated once, after training
+    (``record.metrics``; None under ``"tune"``). With ``resume``, continue from
     ``output_dir/checkpoint.pt`` when there is one. Every run writes log.csv and history.csv
     (:mod:`losszoo.training.logs`); ``tensorboard`` adds TensorBoard event files. ``on_test``
     receives the test embeddings and neighbours (e.g. to save them, see ``compare``).
@@ -299,7 +302,7 @@ def train(
         return _train(build_run(plan, context), session, state)
 
 
-def _train(run: Run, session: Session, state: dict[str, Any] | None) -> dict[str, Any]:
+def _train(run: Run, session: Session, state: dict[str, Any] | None) -> RunRecord:
     plan, config, context, console = run.plan, run.config, run.context, session.console
     if getattr(run.loss, "sparse_gradients", False) and not config.lazy_momentum \
             and getattr(run.loss, "num_classes", 0) >= LAZY_MOMENTUM_HINT_CLASSES:
@@ -330,7 +333,7 @@ def _train(run: Run, session: Session, state: dict[str, Any] | None) -> dict[str
             session.log.close()
 
 
-def _train_loop(run: Run, session: Session) -> dict[str, Any]:
+def _train_loop(run: Run, session: Session) -> RunRecord:
     plan, config, context, console, log = run.plan, run.config, run.context, session.console, session.log
 
     columns = (
@@ -347,11 +350,11 @@ def _train_loop(run: Run, session: Session) -> dict[str, Any]:
             run.next_epoch = epoch + 1
             if session.progress and not console.is_terminal:  # no bars drawn: one line per epoch
                 _log_epoch(run, console, mean_loss, run.train_seconds - before)
-            record: dict[str, Any] = {"epoch": run.next_epoch, "loss": mean_loss}
+            record = EpochRecord(run.next_epoch, mean_loss)
             main_epochs_done = run.next_epoch - config.warmup_epochs
             if run.validation is not None and config.eval_every and main_epochs_done > 0 \
                     and main_epochs_done % config.eval_every == 0 and run.next_epoch < config.total_epochs:
-                record["validation"] = _validate(run, session)
+                record = replace(record, validation=_validate(run, session))
             run.history.append(record)
             state = _state(run)  # a collective when class weights are sharded
             if context.is_main:
@@ -363,38 +366,28 @@ def _train_loop(run: Run, session: Session) -> dict[str, Any]:
     validation = None
     if run.validation is not None:
         validation = _validate(run, session)
-        if run.history and "validation" not in run.history[-1]:
-            run.history[-1]["validation"] = validation
+        if run.history and run.history[-1].validation is None:
+            run.history[-1] = replace(run.history[-1], validation=validation)
     test = final_test_data(plan, run.model)
     metrics = None
     if test is not None:
         keep = session.on_test is not None and context.is_main
-        metrics = evaluate(plan, run.model, test, keep=keep, console=console)
+        evaluation = evaluate(plan, run.model, test, keep=keep, console=console)
+        metrics = evaluation.metrics
         if keep:
-            metrics, arrays = metrics
-            session.on_test(arrays, test)
+            session.on_test(evaluation.arrays, test)
         console.log(_format_eval(f"{config.loss} test", run.next_epoch, metrics, config.ks))
         if log is not None:
             log.evaluation(run.next_epoch, "test", metrics)
     if log is not None:
         log.history(run.history, None if metrics is None else (run.next_epoch, metrics))
-    result = {
-        "loss": config.loss,
-        "seed": config.seed,
-        "config": config.to_dict(),
-        "fingerprint": plan.fingerprint(),
-        "metrics": metrics,
-        "validation": validation,
-        "evaluation": config.evaluation_settings(),
-        "history": run.history,
-        "train_seconds": run.train_seconds,
-        "splits": plan.split_sizes(),
+    result = RunRecord.of_plan(
+        plan, metrics=metrics, validation=validation, history=tuple(run.history), train_seconds=run.train_seconds,
         # Not in the fingerprint: the same settings on another machine are the same run.
-        "provenance": provenance(device=run.device, started=session.started, loss=config.loss,
-                                 loss_options=config.loss_options, model=run.model),
-    }
+        provenance=provenance(device=run.device, started=session.started, loss=config.loss,
+                              loss_options=config.loss_options, model=run.model))
     if context.is_main:
-        write_json(session.output_dir / RESULT, result)
+        write_record(session.output_dir / RESULT, result)
         log.finish(result)
     context.barrier()  # no rank starts the next run before rank 0 has written this one
     return result
@@ -475,8 +468,8 @@ def _announce_epoch_time(console: Console, run: Run, epoch: int, seconds_per_bat
                 f"about {left / 60:.0f} min for the {run.config.total_epochs - epoch} epochs left")
 
 
-def _validate(run: Run, session: Session) -> dict[str, Any]:
-    metrics = evaluate(run.plan, run.model, run.validation)
+def _validate(run: Run, session: Session) -> EvaluationResult:
+    metrics = evaluate(run.plan, run.model, run.validation).metrics
     if session.log is not None:
         session.log.evaluation(run.next_epoch, "validation", metrics)
     session.console.log(_format_eval(f"{run.config.loss} validation", run.next_epoch, metrics, run.config.ks))
@@ -485,9 +478,9 @@ def _validate(run: Run, session: Session) -> dict[str, Any]:
     return metrics
 
 
-def _format_eval(loss: str, epoch: int, metrics: dict[str, Any], ks: tuple[int, ...]) -> str:
-    recalls = " ".join(f"R@{k} {100 * metrics[f'recall@{k}']:.1f}" for k in ks)
-    line = f"{loss} epoch {epoch}: {recalls} NMI {100 * metrics['nmi']:.1f} MAP@R {100 * metrics['map_at_r']:.1f}"
-    if "binary/recall@1" in metrics:
-        line += f" | binary R@1 {100 * metrics['binary/recall@1']:.1f}"
+def _format_eval(loss: str, epoch: int, metrics: EvaluationResult, ks: tuple[int, ...]) -> str:
+    recalls = " ".join(f"R@{k} {100 * metrics.recall[k]:.1f}" for k in ks)
+    line = f"{loss} epoch {epoch}: {recalls} NMI {100 * metrics.nmi:.1f} MAP@R {100 * metrics.map_at_r:.1f}"
+    if metrics.binary is not None and 1 in metrics.binary.recall:
+        line += f" | binary R@1 {100 * metrics.binary.recall[1]:.1f}"
     return line

@@ -30,8 +30,8 @@ from losszoo.losses import get_loss_spec
 from losszoo.samplers import uses_samples_per_class
 from losszoo.training.checkpoint import folder_name, write_json, write_text
 from losszoo.training.config import SCHEDULE, TUNED_SHARED, TrainConfig, toml_string, toml_value
-from losszoo.training.divergence import DIVERGED
-from losszoo.training.inference import metric_names
+from losszoo.evaluation.results import MAP_AT_R, EvaluationResult, metric_names
+from losszoo.training.records import DIVERGED
 from losszoo.training.plan import loss_name, plan_run
 from losszoo.training.trainer import train
 from losszoo.tuning.storage import check_storage
@@ -45,7 +45,7 @@ LR_RANGE = LogUniform(1e-4, 1e-1)
 SAMPLES_PER_CLASS = (2, 4, 5, 8, 10, 16, 20, 25)
 COMMON_PREFIX = "common."
 COMMON_SHARED = TUNED_SHARED  # the shared settings a trial may change (declared in config.py)
-DEFAULT_METRIC = "map_at_r"
+DEFAULT_METRIC = MAP_AT_R
 
 
 def common_space(
@@ -161,14 +161,14 @@ def tune_loss(
                               loss_options={**base.loss_options, **options}, **settings)
         plan = plan_run(config)
 
-        def report(epoch: int, metrics: dict[str, Any]) -> None:
-            trial.report(float(metrics[metric]), epoch)
+        def report(epoch: int, metrics: EvaluationResult) -> None:
+            trial.report(metrics.value(metric), epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
         record = train(plan, folder / f"trial{trial.number}", progress=False, console=console,
                        on_validation=report)
-        return float(record["validation"][metric])
+        return record.validation.value(metric)
 
     while (done := _trials_done(study)) < trials:
         best = _best_value(study)
