@@ -8,7 +8,8 @@
 
 from losszoo.data import cars, cub, imagefolder, inshop, omniglot, sop  # noqa: F401  (registration)
 from losszoo.data.arrays import ArrayImageDataset, ImageArrays
-from losszoo.data.base import ImageListDataset, ImageListing, contiguous_labels
+from losszoo.data.base import ImageListDataset, ImageListing
+from losszoo.data.labels import contiguous_labels
 from losszoo.data.registry import (
     DATASETS,
     DatasetSpec,

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from losszoo.data.base import LabelledDataset
+from losszoo.data.labels import LabelledDataset
 from losszoo.data.transforms import (
     PAPER_AUGMENTATION,
     Augmentation,

@@ -1,4 +1,5 @@
-"""What every loader shares: contiguous labels, image readers and :class:`ImageListDataset`."""
+"""What every loader shares: image readers, :class:`ImageListing` and :class:`ImageListDataset`
+(contiguous labels: :mod:`losszoo.data.labels`)."""
 
 from __future__ import annotations
 
@@ -8,57 +9,16 @@ import zipfile
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import torch
 from PIL import Image, ImageOps
-from torch import Tensor
 from torch.utils.data import Dataset
 
+from losszoo.data.arrays import ImageArrays
 from losszoo.data.decoded import cache_folder, decoded_images
+from losszoo.data.labels import LabelledDataset
 from losszoo.data.transforms import Augmentation, InputSpecLike, build_transform, image_mode
 from losszoo.errors import DataError
-
-if TYPE_CHECKING:
-    from losszoo.data.arrays import ImageArrays
-
-
-def contiguous_labels(
-    raw_labels: Sequence[Hashable], classes: Sequence[Hashable] | None = None
-) -> tuple[Tensor, list[Hashable]]:
-    """Map raw class ids to ``0..C-1`` in sorted order of the ids.
-
-    ``classes`` fixes the label space (and its order) instead, e.g. the union of In-Shop's
-    query and gallery items so that both splits label an item alike. Returns the labels as a
-    LongTensor and the class ids, where ``classes[label]`` is the raw id of ``label``.
-    """
-    class_list = sorted(set(raw_labels)) if classes is None else list(classes)
-    index = {key: position for position, key in enumerate(class_list)}
-    if len(index) != len(class_list):
-        raise ValueError("classes contains duplicates")
-    try:
-        labels = [index[key] for key in raw_labels]
-    except KeyError as exc:
-        raise ValueError(f"label {exc.args[0]!r} is not among the given classes") from None
-    return torch.tensor(labels, dtype=torch.long), class_list
-
-
-class LabelledDataset(Dataset):
-    """Base of the split datasets: ``.labels`` (contiguous LongTensor), ``.classes``, ``.num_classes``."""
-
-    labels: Tensor
-    classes: list[Hashable]
-
-    def _set_labels(self, raw_labels: Sequence[Hashable], classes: Sequence[Hashable] | None) -> None:
-        self.labels, self.classes = contiguous_labels(raw_labels, classes)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
 
 # PIL's (and a zip's) errors; a decompression bomb (PIL refuses images over 2 x
 # Image.MAX_IMAGE_PIXELS) is no OSError.
@@ -130,7 +90,7 @@ PLAIN_READER = FileImageReader()
 class ImageListing:
     """A split as listed by a loader: image locations, raw class ids, how to read them.
 
-    ``classes`` optionally fixes the label space (see :func:`contiguous_labels`).
+    ``classes`` optionally fixes the label space (see :func:`~losszoo.data.labels.contiguous_labels`).
     """
 
     items: Sequence[str | os.PathLike]
@@ -157,8 +117,6 @@ class ImageListing:
         )
 
     def _decoded(self, input_spec: InputSpecLike, folder: Path) -> ImageArrays:
-        from losszoo.data.arrays import ImageArrays  # arrays.py imports this module
-
         images = decoded_images(self.items, self.reader, size=input_spec.resize,
                                 mode=image_mode(input_spec), folder=folder,
                                 describe=getattr(self.reader, "describe", str))

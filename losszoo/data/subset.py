@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from losszoo.data.base import LabelledDataset
+from losszoo.data.labels import LabelledDataset
 
 
 class ClassSubset(LabelledDataset):
