@@ -10,6 +10,11 @@ in the group ``<group>.namespaces`` under the entry-point name ``<prefix>`` (the
 shares the losses' group: one hook per prefix registers both). It is imported
 only when one of its names is asked for, or when a listing includes namespaces, so that the
 zoo's own names (and ``losszoo list``) never pay for importing a large third-party library.
+
+A namespace too large to register name by name (every timm model is a backbone) is declared in
+code instead, as a :class:`Namespace`: it resolves ``<prefix>:<name>`` when asked for, lists its
+names for a pattern starting with ``<prefix>:``, and shows in a full listing as one entry
+(``timm:<name>``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import difflib
 import fnmatch
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Generic, TypeVar
 
@@ -36,6 +42,27 @@ def check_name(name: str, kind: str = "name") -> str:
             "starting with a letter (e.g. 'normsoftmax')"
         )
     return name
+
+
+@dataclass(frozen=True)
+class Namespace(Generic[T]):
+    """The entries ``<prefix>:<name>`` a registry resolves by code, one at a time.
+
+    ``lookup(name)``: the entry of ``name`` (after the prefix), ``KeyError`` when there is none,
+    ``ImportError`` (saying what to install) when the library behind it is missing;
+    ``listing(pattern)``: its names matching an fnmatch pattern; ``available()``: whether that
+    library is installed (a listing shows the namespace only then), checked without importing it.
+    """
+
+    prefix: str
+    lookup: Callable[[str], T]
+    listing: Callable[[str], list[str]]
+    available: Callable[[], bool]
+
+    @property
+    def placeholder(self) -> str:
+        """How a listing shows the whole namespace: ``<prefix>:<name>``."""
+        return f"{self.prefix}:<name>"
 
 
 class Registry(Generic[T]):
@@ -59,6 +86,7 @@ class Registry(Generic[T]):
         self._aliases: dict[str, str] = {}
         self._plugins_loaded = entry_point_group is None
         self._namespaces_loaded: set[str] = set()
+        self._resolved: dict[str, Namespace[T]] = {}  # namespaces declared in code, by prefix
 
     def reload_plugins(self) -> None:
         """Read the entry-point groups again (after installing a plugin in a running process)."""
@@ -72,12 +100,24 @@ class Registry(Generic[T]):
             check_name(key, f"{self.kind} name")
             if key in self._entries or key in self._aliases:
                 raise ValueError(f"{self.kind} {key!r} is already registered")
+            if self._namespace_of(key) is not None:
+                prefix = key.partition(":")[0]
+                raise ValueError(f"{self.kind} names starting with '{prefix}:' are reserved for {prefix} "
+                                 f"(the namespace {self._resolved[prefix].placeholder})")
         if len(set(aliases)) != len(aliases) or name in aliases:
             raise ValueError(f"duplicate aliases for {self.kind} {name!r}: {aliases}")
         self._entries[name] = entry
         for alias in aliases:
             self._aliases[alias] = name
         return entry
+
+    def add_namespace(self, namespace: Namespace[T]) -> Namespace[T]:
+        """Declare ``namespace``: names ``<prefix>:<name>`` are resolved by it from now on."""
+        check_name(namespace.prefix, f"{self.kind} namespace")
+        if ":" in namespace.prefix or namespace.prefix in self._resolved:
+            raise ValueError(f"{self.kind} namespace {namespace.prefix!r} is invalid or already declared")
+        self._resolved[namespace.prefix] = namespace
+        return namespace
 
     def remove(self, name: str) -> None:
         canonical = self.canonical(name)
@@ -90,16 +130,23 @@ class Registry(Generic[T]):
         """Undo every registration made inside the block (for tests and notebooks)."""
         self._load_plugins()
         saved = (dict(self._entries), dict(self._aliases), self._plugins_loaded,
-                 set(self._namespaces_loaded))
+                 set(self._namespaces_loaded), dict(self._resolved))
         try:
             yield self
         finally:
-            self._entries, self._aliases, self._plugins_loaded, self._namespaces_loaded = saved
+            (self._entries, self._aliases, self._plugins_loaded, self._namespaces_loaded,
+             self._resolved) = saved
 
     # -- reading ------------------------------------------------------------------------------
     def canonical(self, name: str) -> str:
-        """Resolve an alias to its canonical name; raise ``KeyError`` with suggestions."""
+        """Resolve an alias to its canonical name; raise ``KeyError`` with suggestions (a name
+        of a namespace declared in code is looked up by it: ``ImportError`` when its library
+        is missing)."""
         key = name.lower() if isinstance(name, str) else name
+        namespace = self._namespace_of(key)
+        if namespace is not None:
+            namespace.lookup(key.partition(":")[2])
+            return key
         if key not in self._entries and key not in self._aliases:
             prefix = key.partition(":")[0] if isinstance(key, str) and ":" in key else None
             if prefix in self.namespaces():
@@ -113,26 +160,46 @@ class Registry(Generic[T]):
         known = sorted([*self._entries, *self._aliases])
         close = difflib.get_close_matches(str(key), known, n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise KeyError(f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(known)}")
+        more = "".join(f"; or '{namespace.placeholder}'" for namespace in self._resolved.values())
+        raise KeyError(f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(known)}{more}")
 
     def get(self, name: str) -> T:
+        key = name.lower() if isinstance(name, str) else name
+        namespace = self._namespace_of(key)
+        if namespace is not None:
+            return namespace.lookup(key.partition(":")[2])
         return self._entries[self.canonical(name)]
 
     def names(self, pattern: str = "*", *, namespaced: bool = True) -> list[str]:
         """Canonical names matching the fnmatch ``pattern``, sorted; only names without a
-        ``prefix:`` when ``namespaced`` is false (and then no namespace plugin is imported)."""
+        ``prefix:`` when ``namespaced`` is false (and then no namespace plugin is imported).
+        A namespace declared in code shows as its placeholder (``timm:<name>``), when its
+        library is installed; a pattern starting with its prefix (``timm:resnet*``) lists its
+        names instead."""
+        pattern = pattern.lower()
+        namespace = self._namespace_of(pattern)
+        if namespace is not None:
+            if not namespace.available():
+                return []
+            return sorted(f"{namespace.prefix}:{name}" for name in namespace.listing(pattern.partition(":")[2]))
         self._load_plugins()
         if namespaced:
             for prefix in self.namespaces():
-                self._load_namespace(prefix)
-        return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern.lower())
-                      and (namespaced or ":" not in n))
+                if prefix not in self._resolved:
+                    self._load_namespace(prefix)
+        found = [n for n in self._entries if fnmatch.fnmatchcase(n, pattern) and (namespaced or ":" not in n)]
+        if namespaced:
+            found += [ns.placeholder for ns in self._resolved.values()
+                      if ns.available() and fnmatch.fnmatchcase(ns.placeholder, pattern)]
+        return sorted(found)
 
     def namespaces(self) -> list[str]:
-        """The prefixes declared by namespace plugins (entry-point names; nothing imported)."""
-        if self.namespace_group is None:
-            return []
-        return sorted({ep.name for ep in entry_points(group=self.namespace_group)})
+        """The prefixes declared by namespace plugins (entry-point names; nothing imported)
+        and in code (:meth:`add_namespace`)."""
+        declared = set(self._resolved)
+        if self.namespace_group is not None:
+            declared |= {ep.name for ep in entry_points(group=self.namespace_group)}
+        return sorted(declared)
 
     def aliases(self) -> dict[str, str]:
         self._load_plugins()
@@ -141,9 +208,15 @@ class Registry(Generic[T]):
     def __contains__(self, name: object) -> bool:
         try:
             self.canonical(name)  # type: ignore[arg-type]
-        except KeyError:
+        except (KeyError, ImportError):
             return False
         return True
+
+    def _namespace_of(self, key: object) -> Namespace[T] | None:
+        """The namespace declared in code that ``key`` (lowercase) is a name of, if any."""
+        if not isinstance(key, str) or ":" not in key:
+            return None
+        return self._resolved.get(key.partition(":")[0])
 
     # -- plugins ------------------------------------------------------------------------------
     def _load_plugins(self) -> None:

@@ -177,6 +177,22 @@ def test_timm_unknown_model_and_missing_timm(monkeypatch):
         create_model("timm:resnet18", 8, pretrained=False)
 
 
+def test_the_planner_asks_the_registry_about_timm_names(monkeypatch):
+    """An unknown timm model, or timm missing, is a ConfigError when the run is planned."""
+    pytest.importorskip("timm")
+    from losszoo.errors import ConfigError
+    from losszoo.training.config import TrainConfig
+    from losszoo.training.plan import plan_run
+
+    config = TrainConfig(backbone="timm:resnt18", device="cpu", max_classes=5, batch_size=10, samples_per_class=5)
+    with pytest.raises(ConfigError, match="unknown timm model 'resnt18'. Did you mean timm:resnet18"):
+        plan_run(config, check_images=False)
+    monkeypatch.setitem(sys.modules, "timm", None)  # makes `import timm` fail
+    with pytest.raises(ConfigError, match="backbone 'timm:resnet18': .*pip install timm"):
+        plan_run(config.replace(backbone="timm:resnet18"), check_images=False)
+    assert "timm:<name>" not in list_backbones() and list_backbones("timm:*") == []
+
+
 def test_timm_pretrained_offline_raises_helpful_error(tmp_path, monkeypatch):
     pytest.importorskip("timm")
     hf_constants = pytest.importorskip("huggingface_hub.constants")

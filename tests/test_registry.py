@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import subprocess
 import sys
 import textwrap
@@ -226,3 +227,38 @@ def test_built_in_lookups_import_no_plugin_and_a_miss_loads_them():
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "True"]
+
+
+def test_a_namespace_declared_in_code_resolves_lists_and_reserves_its_prefix():
+    """What the backbones' timm: namespace rests on, with a toy registry (no timm needed)."""
+    from losszoo.registry import Namespace, Registry
+
+    registry: Registry[str] = Registry("widget")
+    registry.add("plain", "a plain widget")
+    shapes = {"round": "a round one", "square": "a square one"}
+    installed = [True]
+
+    def lookup(name: str) -> str:
+        if not installed[0]:
+            raise ImportError("shapes need the shapes package: pip install shapes")
+        return shapes[name]
+
+    registry.add_namespace(Namespace("shape", lookup, lambda pattern: sorted(fnmatch.filter(shapes, pattern)),
+                                     lambda: installed[0]))
+    assert registry.get("Shape:Round") == "a round one" and registry.canonical("shape:round") == "shape:round"
+    assert registry.names() == ["plain", "shape:<name>"] and registry.names("shape:s*") == ["shape:square"]
+    assert registry.names(namespaced=False) == ["plain"]
+    assert "shape:round" in registry and "shape:oval" not in registry
+    with pytest.raises(KeyError, match="oval"):
+        registry.get("shape:oval")
+    with pytest.raises(KeyError, match="or 'shape:<name>'"):
+        registry.get("plane")
+    with pytest.raises(ValueError, match="reserved for shape"):
+        registry.add("shape:oval", "an oval")
+    installed[0] = False  # the library behind it missing: not listed, a lookup says what to install
+    assert registry.names() == ["plain"] and registry.names("shape:*") == []
+    with pytest.raises(ImportError, match="pip install shapes"):
+        registry.get("shape:round")
+    with registry.scoped():
+        registry.add_namespace(Namespace("color", lookup, list, lambda: True))
+    assert registry.namespaces() == ["shape"]  # a scope undoes a declaration too

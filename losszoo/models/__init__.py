@@ -9,7 +9,7 @@ Importing this package registers the built-in backbones (torchvision is imported
 one is built; timm only for ``"timm:<model>"`` and the EfficientNet-Lite nets).
 """
 
-from losszoo.models import convnet4, efficientnet_lite, torchvision_backbones  # noqa: F401  (registration)
+from losszoo.models import convnet4, efficientnet_lite, timm_backbones, torchvision_backbones  # noqa: F401  (registration)
 from losszoo.models.embedding import EmbeddingModel, create_model
 from losszoo.models.input_spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 from losszoo.models.pretrained import WeightsUnavailableError

@@ -2,13 +2,12 @@
 
 A backbone factory takes ``pretrained`` and returns a :class:`Backbone`: a module mapping
 images ``[B, C, H, W]`` to pooled features ``[B, F]``, with ``F`` and the :class:`InputSpec`.
-Besides the registered names, ``"timm:<model>"`` builds any timm model (when timm is installed).
+Besides the registered names, ``"timm:<model>"`` builds any timm model (when timm is installed):
+the registry's ``timm`` namespace, declared by :mod:`losszoo.models.timm_backbones`.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +19,6 @@ from losszoo.models.weights import WeightsError, WeightsRecord, load_weights
 from losszoo.registry import Registry
 
 ENTRY_POINT_GROUP = "losszoo.backbones"
-TIMM_PREFIX = "timm:"
-TIMM_PATTERN_ENTRY = "timm:<name>"
 
 
 @dataclass(frozen=True)
@@ -70,19 +67,10 @@ def register_backbone(
     def wrap(factory: BackboneFactory) -> BackboneFactory:
         if not callable(factory):
             raise TypeError(f"@register_backbone({name!r}) must decorate a callable")
-        for key in (name, *aliases):
-            if isinstance(key, str) and key.startswith(TIMM_PREFIX):
-                raise ValueError(
-                    f"backbone names starting with {TIMM_PREFIX!r} are reserved for timm"
-                )
         BACKBONES.add(name, factory, aliases=tuple(aliases))
         return factory
 
     return wrap
-
-
-def timm_available() -> bool:
-    return importlib.util.find_spec("timm") is not None
 
 
 def list_backbones(pattern: str = "*") -> list[str]:
@@ -92,16 +80,7 @@ def list_backbones(pattern: str = "*") -> list[str]:
     ``"timm:<name>"`` when timm is installed. A pattern starting with ``"timm:"`` (e.g.
     ``"timm:resnet*"``) lists the matching timm models instead.
     """
-    if pattern.lower().startswith(TIMM_PREFIX):
-        if not timm_available():
-            return []
-        from losszoo.models.timm_backbones import list_timm_models
-
-        return [TIMM_PREFIX + name for name in list_timm_models(pattern[len(TIMM_PREFIX):])]
-    names = BACKBONES.names(pattern)
-    if timm_available() and fnmatch.fnmatchcase(TIMM_PATTERN_ENTRY, pattern.lower()):
-        names = sorted([*names, TIMM_PATTERN_ENTRY])
-    return names
+    return BACKBONES.names(pattern)
 
 
 def build_backbone(name: str, *, pretrained: bool = True,
@@ -117,15 +96,7 @@ def build_backbone(name: str, *, pretrained: bool = True,
         return load_weights(build_backbone(name, pretrained=False), weights, name=name)
     if not isinstance(name, str):
         raise TypeError(f"backbone name must be a string, got {type(name).__name__}")
-    if name.lower().startswith(TIMM_PREFIX):
-        from losszoo.models.timm_backbones import build_timm_backbone
-
-        return build_timm_backbone(name[len(TIMM_PREFIX):], pretrained=pretrained)
-    try:
-        factory = BACKBONES.get(name)
-    except KeyError as exc:
-        raise KeyError(f"{exc.args[0]}; or '{TIMM_PATTERN_ENTRY}' for any timm model") from None
-    backbone = factory(bool(pretrained))
+    backbone = BACKBONES.get(name)(bool(pretrained))
     if not isinstance(backbone, Backbone):
         raise TypeError(
             f"backbone factory {name!r} returned {type(backbone).__name__}, not a Backbone"

@@ -1,4 +1,5 @@
-"""Any timm model as a backbone, by the name ``"timm:<model>"`` (timm imported lazily).
+"""Any timm model as a backbone, by the name ``"timm:<model>"``: the backbone registry's ``timm``
+namespace, declared here (timm is imported when a ``timm:`` name is first looked up or listed).
 
 The model is built with ``num_classes=0``, so it returns its globally pooled features
 (``model.num_features`` wide); its preprocessing comes from ``timm.data.resolve_data_config``.
@@ -12,9 +13,11 @@ otherwise retry for over a minute before failing.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import math
 import os
 import socket
+from functools import partial
 from types import ModuleType
 from urllib.parse import urlparse
 
@@ -22,8 +25,9 @@ from torch import nn
 
 from losszoo.models.input_spec import InputSpec
 from losszoo.models.pretrained import WeightsUnavailableError
-from losszoo.models.registry import Backbone
+from losszoo.models.registry import BACKBONES, Backbone, BackboneFactory
 from losszoo.models.weights import WeightsRecord, file_sha256
+from losszoo.registry import Namespace
 
 HUB_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm asks the hub for, in order
 REACH_TIMEOUT_S = 3.0
@@ -41,9 +45,24 @@ def import_timm() -> ModuleType:
     return timm
 
 
+def timm_available() -> bool:
+    return importlib.util.find_spec("timm") is not None
+
+
 def list_timm_models(pattern: str = "*") -> list[str]:
     """timm's architecture names matching the fnmatch ``pattern``."""
     return list(import_timm().list_models(pattern or "*"))
+
+
+def timm_factory(model_name: str) -> BackboneFactory:
+    """The backbone factory of timm's ``model_name``; ``KeyError`` (with close names) when
+    timm has no such model, ``ImportError`` when timm is not installed."""
+    timm = import_timm()
+    if not timm.is_model(model_name):
+        close = difflib.get_close_matches(model_name, timm.list_models(), n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join('timm:' + c for c in close)}?" if close else ""
+        raise KeyError(f"unknown timm model {model_name!r}.{hint} See timm.list_models().")
+    return partial(_build, model_name)
 
 
 def _input_spec(timm: ModuleType, model: object) -> InputSpec:
@@ -58,11 +77,11 @@ def _input_spec(timm: ModuleType, model: object) -> InputSpec:
 
 def build_timm_backbone(model_name: str, *, pretrained: bool) -> Backbone:
     """Build timm's ``model_name`` (e.g. ``resnet18`` or ``resnet50.a1_in1k``) without its head."""
+    return timm_factory(model_name)(pretrained)
+
+
+def _build(model_name: str, pretrained: bool) -> Backbone:
     timm = import_timm()
-    if not timm.is_model(model_name):
-        close = difflib.get_close_matches(model_name, timm.list_models(), n=3, cutoff=0.6)
-        hint = f" Did you mean {', '.join('timm:' + c for c in close)}?" if close else ""
-        raise KeyError(f"unknown timm model {model_name!r}.{hint} See timm.list_models().")
     overlay, record = (_cached_weights(timm, model_name) if pretrained else ({}, None))
     try:
         model = timm.create_model(model_name, pretrained=pretrained, num_classes=0,
@@ -116,3 +135,6 @@ def _reachable(endpoint: str) -> bool:
             return True
     except OSError:
         return False
+
+
+TIMM = BACKBONES.add_namespace(Namespace("timm", timm_factory, list_timm_models, timm_available))

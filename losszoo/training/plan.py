@@ -32,7 +32,6 @@ from losszoo.losses import LossSpec, create_loss, get_loss_spec, list_losses
 from losszoo.losses.xbm import CrossBatchMemory, check_memory
 from losszoo.miners import create_miner
 from losszoo.models import BACKBONES, InputSpec, create_model
-from losszoo.models.registry import TIMM_PREFIX, timm_available
 from losszoo.samplers import SAMPLERS, create_sampler
 from losszoo.training.config import TrainConfig
 from losszoo.training.inference import EvalData, Evaluation, evaluate_model, resolve_device
@@ -172,14 +171,14 @@ def _lookup(find: Any, name: str) -> Any:
 
 
 def _check_backbone(name: str) -> str:
-    if name.lower().startswith(TIMM_PREFIX):
-        if not timm_available():
-            raise ConfigError(f"backbone {name!r} needs timm: pip install timm")
-        return name
+    """The registered name of backbone ``name`` (``timm:<model>`` names are checked by timm);
+    ConfigError when there is none, or when the library behind its namespace is missing."""
     try:
         return BACKBONES.canonical(name)
     except KeyError as exc:
-        raise ConfigError(f"{exc.args[0]}; or 'timm:<name>' for any timm model") from None
+        raise ConfigError(exc.args[0]) from None
+    except ImportError as exc:
+        raise ConfigError(f"backbone {name!r}: {exc}") from None
 
 
 def _check_headers(dataset: DatasetSpec, splits: dict[str, SplitListing], max_classes: int | None) -> None:
