@@ -162,6 +162,17 @@ def test_median_pruner_waits_for_half_the_schedule(epochs, first_prunable):
     assert decisions == [epoch >= first_prunable for epoch in range(1, epochs + 1)]
 
 
+def test_the_pruner_counts_warm_up_epochs_in_the_schedule(tmp_path, monkeypatch, no_test_split):
+    """Validation epochs are numbered with the warm-up ones (a head-only warm-up is epoch 1), so
+    the pruner's "half the schedule" is half of warm-up + epochs."""
+    from losszoo.tuning import study as study_module
+
+    asked = []
+    monkeypatch.setattr(study_module, "median_pruner", lambda epochs: asked.append(epochs) or None)
+    tune(build_config({**TINY, "warmup_epochs": 1, "epochs": 1}), tmp_path, losses=["normsoftmax"], trials=1)
+    assert asked == [2]  # with (5, 3) above: cub100's 1 + 4 epochs prune from epoch 3
+
+
 def test_warm_start_is_the_second_trial_and_counts_in_the_budget(tmp_path, no_test_split):
     """A previous tune's best (best.toml) is tried right after the untuned setting; a best that
     is the untuned setting is not tried twice (the next trial is the sampler's)."""

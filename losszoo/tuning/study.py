@@ -147,7 +147,7 @@ def tune_loss(
     study = optuna.create_study(
         study_name=f"losszoo-{name}", storage=storage, direction="maximize", load_if_exists=True,
         sampler=trial_sampler(sampler_seed, 0),
-        pruner=median_pruner(base.epochs))
+        pruner=median_pruner(base.total_epochs))
     check_study_schedule(study, base, str(output_dir))
     study.set_user_attr(SCHEDULE_ATTR, schedule_of(base))
     if not study.trials:  # a new study: its first trial is the untuned setting
@@ -221,7 +221,8 @@ def _trials_done(study: Any) -> int:
 def median_pruner(epochs: int) -> Any:
     """Optuna's MedianPruner, comparing a trial with the median of earlier ones (after 2
     finished trials) from epoch ceil(epochs / 2) on. Optuna prunes at any reported step >=
-    ``n_warmup_steps``, and epochs are reported from 1: with ``n_warmup_steps=1`` (before
+    ``n_warmup_steps``, and epochs are reported from 1, warm-up epochs included (``epochs`` is
+    the whole schedule, ``TrainConfig.total_epochs``): with ``n_warmup_steps=1`` (before
     2026-12-03) a trial could be stopped after its first epoch, which stops the slow starters,
     e.g. a NormSoftmax that climbs most after the lr drop, before their curves say anything."""
     import optuna
