@@ -39,7 +39,8 @@ QUICKSTART = ROOT / "docs" / "quickstart.md"
 SIGNATURE = re.compile(r"^<!--\s*signature:\s*([\w.]+)\s*-->$", re.M)
 ARGUMENTS = re.compile(r"^<!--\s*arguments:\s*([\w.]+)\s*-->$", re.M)
 OUTPUT_MARK = "<!-- make_docs: output of the command above -->"
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# CSI sequences (colours, cursor) and OSC ones (rich's file hyperlinks: ESC ] 8 ; ... ESC \).
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 WIDTH = 95  # signature lines
 TERMINAL_COLUMNS = "100"
 
