@@ -63,9 +63,10 @@ FAISS_GPU_MAX_K = 2048
 # IndexBinaryFlat scans the gallery for `query_batch_size` queries per parallel region (faiss
 # default 32); larger batches mean fewer thread barriers, measured 1.2-2x faster on 2 busy cores.
 BINARY_QUERY_BATCH = 4096
-# numkong backend: queries per distance block (a [rows, gallery] uint32 matrix, 60 MB at SOP size,
-# allocated once per thread and reused).
-NUMKONG_BLOCK_ROWS = 256
+# numkong backend: queries per distance block (a [rows, gallery] uint32 matrix, 7.7 MB at SOP
+# size, allocated once per thread and reused). 32 rows: 0.61x float-64's time at the SOP shape on
+# an AVX-512 VPOPCNTDQ CPU, against 0.72-0.82x for 64 to 512 (docs/performance.md).
+NUMKONG_BLOCK_ROWS = 32
 
 
 def faiss_gpu_available() -> bool:
