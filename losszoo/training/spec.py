@@ -7,10 +7,10 @@ can give, in one documented precedence (highest first)::
 
 The tuned source is a named shipped preset (``preset``, e.g. ``cub100-cpu``), or a config file
 with a ``[tuning]`` table (a ``best.toml``), else the dataset's shipped preset
-(``presets/<dataset>.toml``); with ``untuned``, a named preset gives only its shared settings. Its per-loss
-tables (``[loss_options.<loss>]``, ``[loss_settings.<loss>]``) hold for its own top-level
-settings; a setting given above it (a flag, a key of a plain config file) wins over a loss's
-tuned value, and the row says so. A comparison with a tuned source is tuned: a loss the source
+(``presets/<dataset>.toml``); with ``untuned``, a named preset gives only its shared settings.
+Its per-loss tables (``[loss_options.<loss>]``, ``[loss_settings.<loss>]``) hold for its own
+top-level settings; a setting given above it (a flag, a key of a plain config file) wins over a
+loss's tuned value, and the row says so. A comparison with a tuned source is tuned: a loss the source
 did not tune is refused unless named in ``allow_untuned``, and then its row is marked.
 """
 
