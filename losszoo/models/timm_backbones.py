@@ -75,12 +75,9 @@ def _input_spec(timm: ModuleType, model: object) -> InputSpec:
                      mean=tuple(config["mean"]), std=tuple(config["std"]))
 
 
-def build_timm_backbone(model_name: str, *, pretrained: bool) -> Backbone:
-    """Build timm's ``model_name`` (e.g. ``resnet18`` or ``resnet50.a1_in1k``) without its head."""
-    return timm_factory(model_name)(pretrained)
-
-
 def _build(model_name: str, pretrained: bool) -> Backbone:
+    """Build timm's ``model_name`` (e.g. ``resnet18`` or ``resnet50.a1_in1k``) without its head
+    (checked to exist by :func:`timm_factory`)."""
     timm = import_timm()
     overlay, record = (_cached_weights(timm, model_name) if pretrained else ({}, None))
     try:
