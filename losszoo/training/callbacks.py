@@ -122,15 +122,14 @@ def with_test_callbacks(on_test: Callable[[Any, Any], None] | None,
                         callbacks: Sequence[Callback]) -> Callable[[Any, Any], None] | None:
     """``on_test`` followed by the ``on_test`` of every callback that wants the arrays; None
     when nobody does (then the test evaluation keeps no arrays)."""
-    wanting = [c for c in callbacks if c.wants_test_arrays]
-    if not wanting:
+    group = Callbacks(callbacks)
+    if not group.wants_test_arrays:
         return on_test
 
     def both(arrays: Any, data: Any) -> None:
         if on_test is not None:
             on_test(arrays, data)
-        for callback in wanting:
-            callback.on_test(arrays, data)
+        group.on_test(arrays, data)
 
     return both
 
