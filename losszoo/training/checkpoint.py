@@ -90,6 +90,12 @@ def folder_name(name: str) -> str:
     return name.replace(":", "-")
 
 
+def run_folder(output_dir: str | Path, loss: str, seed: int) -> Path:
+    """Where a comparison in ``output_dir`` keeps the run of ``loss`` (or the untrained floor)
+    and ``seed``: ``<loss>/seed<seed>``."""
+    return Path(output_dir) / folder_name(loss) / f"seed{seed}"
+
+
 def read_json(path: str | Path) -> Any:
     """A JSON file this project wrote; ``CorruptFileError`` naming it when it cannot be read."""
     try:

@@ -22,7 +22,7 @@ from losszoo.distributed import init_distributed
 from losszoo.errors import ConfigError, DivergedError, OutputError
 from losszoo.losses import select_losses
 from losszoo.training.callbacks import Callback
-from losszoo.training.checkpoint import folder_name, output_lock
+from losszoo.training.checkpoint import output_lock, run_folder
 from losszoo.training.config import TRAINING_ONLY, TrainConfig
 from losszoo.training.divergence import diverged_record
 from losszoo.training.plan import (
@@ -90,7 +90,7 @@ def plan_comparison(
         # Nothing trains, so nothing mines nor remembers: the miner (which the base's loss may
         # refuse) and the cross-batch memory are dropped.
         plan = plan_run(base.replace(seed=seed, shard_class_weights=False, xbm=0, miner=None, miner_options={}))
-        folder = output_dir / UNTRAINED / f"seed{seed}"
+        folder = run_folder(output_dir, UNTRAINED, seed)
         fingerprint = plan.config.fingerprint(exclude=_LOSS_SETTINGS)
         runs.append(PlannedRun(plan, folder, _finished(plan, folder, fingerprint)))
     for name in dict.fromkeys(canonical):
@@ -107,7 +107,7 @@ def plan_comparison(
                 given = ", ".join(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
                                   for key, value in settings.items())
                 raise ConfigError(f"{name} with its per-loss settings ({given}): {exc}") from None
-            folder = output_dir / folder_name(name) / f"seed{seed}"
+            folder = run_folder(output_dir, name, seed)
             done = _finished(plan, folder, plan.fingerprint())
             if done is None:
                 check_output(plan, folder, resume=True)  # a checkpoint of other settings is refused

@@ -151,10 +151,12 @@ class MLflowLogger(Callback):
         if self.run_id is not None:
             self.client.log_metric(self.run_id, key, float(value), step=int(step))
 
-    def _artifacts(self, folder: Path) -> None:
+    def _artifacts(self, folder: Path, run_id: str | None = None) -> None:
+        """The files of ``folder`` (not its checkpoint or lock) as artifacts of ``run_id``
+        (default: the current run)."""
         for path in sorted(Path(folder).iterdir()):
             if path.is_file() and path.name not in SKIPPED_ARTIFACTS and not path.name.startswith("."):
-                self.client.log_artifact(self.run_id, str(path))
+                self.client.log_artifact(run_id or self.run_id, str(path))
 
     def _end(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status=status)
@@ -167,7 +169,7 @@ def mlflow_comparison(output_dir: str | Path, tracking_uri: str | None = None, *
     """A parent MLflow run for the comparison in ``output_dir``; yields the logger to pass to
     ``compare(callbacks=[...])``. On leaving, runs not logged live (kept, untrained) are logged
     from their records, and the report files go to the parent run."""
-    from losszoo.training.checkpoint import read_json
+    from losszoo.training.checkpoint import read_json, run_folder
 
     output_dir = Path(output_dir)
     logger = MLflowLogger(tracking_uri, experiment=experiment)
@@ -180,21 +182,13 @@ def mlflow_comparison(output_dir: str | Path, tracking_uri: str | None = None, *
         results = output_dir / "results.json"
         for run in read_json(results)["runs"] if results.exists() else []:
             record = RunRecord.from_dict(run)
-            folder = (output_dir / _folder(record)).resolve()
+            folder = run_folder(output_dir, record.loss, record.seed).resolve()
             if folder not in logger.logged:
                 logger.log_record(record, folder)
-        for path in sorted(output_dir.iterdir()):
-            if path.is_file() and not path.name.startswith("."):
-                logger.client.log_artifact(parent.info.run_id, str(path))
+        logger._artifacts(output_dir, parent.info.run_id)
         status = "FINISHED"
     finally:
         logger.client.set_terminated(parent.info.run_id, status=status)
-
-
-def _folder(record: RunRecord) -> Path:
-    from losszoo.training.checkpoint import folder_name
-
-    return Path(folder_name(record.loss)) / f"seed{record.seed}"
 
 
 def run_tree(tracking_uri: str | None = None, experiment: str = EXPERIMENT) -> list[str]:
