@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import optuna
 import pytest
@@ -257,3 +262,27 @@ def test_no_warning_for_a_declared_space_and_enough_validation_classes():
     assert search_space_warnings(["normsoftmax", "triplet"], ["lr"]) == []
     plan = SimpleNamespace(split_sizes=lambda: {"validation": {"classes": 40, "images": 800}})
     assert validation_warnings(plan) == []
+
+
+def test_sigterm_fails_the_running_trial_so_that_the_rerun_runs_it_again(tmp_path):
+    args = ["tune", "--losses", "normsoftmax", "--trials", "1", "--output", str(tmp_path),
+            *TINY_ARGS[:-6], "--epochs", "2", "--batches-per-epoch", "100000", "--no-progress", "--no-binary"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "losszoo", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "normsoftmax" / "trial0").exists():  # the trial has begun to train
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 130
+    assert "rerun the same command" in proc.stderr.read().decode()
+    study = optuna.load_study(study_name="losszoo-normsoftmax", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL]  # not left RUNNING
+
+
+def test_the_sigterm_handler_is_restored_after_each_command():
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["list", "losses"]) == 0
+    assert signal.getsignal(signal.SIGTERM) is before

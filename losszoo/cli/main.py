@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 from losszoo import __version__, runtime
 from losszoo.cli import check_data, compare, eval_cmd, list_cmd, train, tune
@@ -69,6 +73,25 @@ def load_loss_modules(specs: list[str]) -> None:
             getattr(module, function)()
 
 
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While the command runs, SIGTERM (``kill``, a scheduler's stop, the end of a session)
+    unwinds like Ctrl-C: a tune marks its running trial failed, so that the rerun runs it again,
+    and the command ends with the "rerun to continue" line instead of dying mid-write."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     runtime.tune_allocator()  # before torch allocates anything
     args = build_parser().parse_args(argv)
@@ -76,10 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     try:
-        runtime.tune_process(workers=getattr(args, "workers", None) or 0)
-        if getattr(args, "loss_module", None):
-            load_loss_modules(args.loss_module)
-        return args.run(args)
+        with sigterm_interrupts():
+            runtime.tune_process(workers=getattr(args, "workers", None) or 0)
+            if getattr(args, "loss_module", None):
+                load_loss_modules(args.loss_module)
+            return args.run(args)
     except Exception as exc:
         if not isinstance(exc, user_errors()):
             raise

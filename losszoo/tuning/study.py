@@ -7,8 +7,9 @@ validation classes carved from the training classes, every epoch; Optuna's TPE s
 falls below the median of earlier trials at the same epoch, from half the schedule on. The
 study lives in an RDB storage (SQLite in the output folder by default, any SQLAlchemy URL with
 ``storage=``), so a killed tune resumes (finished COMPLETE/PRUNED trials are counted and only
-the remainder runs; a trial left RUNNING by a killed process is not counted) and workers on
-several machines can join one study.
+the remainder runs; a trial interrupted by Ctrl-C or SIGTERM is marked FAIL and one left
+RUNNING by kill -9 is not counted: both run again) and workers on several machines can join
+one study.
 """
 
 from __future__ import annotations
