@@ -30,11 +30,10 @@ from losszoo.training.plan import (
 )
 from losszoo.training.logs import require_tensorboard
 from losszoo.training.provenance import provenance, utc_now
-from losszoo.training.records import RunRecord, read_record, write_record
+from losszoo.training.records import UNTRAINED, RunRecord, read_record, write_record
 from losszoo.training.report import write_report
 from losszoo.training.trainer import RESULT, check_output, train
 
-UNTRAINED = "untrained"
 # What the untrained network's metrics do not depend on (declared in config.py).
 _LOSS_SETTINGS = TRAINING_ONLY
 

@@ -23,11 +23,10 @@ import numpy as np
 
 from losszoo.evaluation.results import MAP_AT_R, binary_key, recall_key
 from losszoo.training.checkpoint import atomic_write
-from losszoo.training.records import RunRecord
+from losszoo.training.records import UNTRAINED, RunRecord
 
 FORMATS = ("png", "svg", "pdf")
 PNG_DPI = 200
-UNTRAINED = "untrained"
 # Okabe-Ito without black (kept for the untrained floor) and yellow (unreadable on white).
 PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7")
 LINESTYLES = ("-", "--", "-.", (0, (3, 1, 1, 1, 1, 1)))

@@ -19,6 +19,7 @@ from losszoo.evaluation.results import EvaluationResult, MetricsError
 from losszoo.training.checkpoint import read_json, write_json
 
 SCHEMA_VERSION = 2  # 2: schema_version and status written in every record
+UNTRAINED = "untrained"  # the loss name of a comparison's floor runs: the network before training
 FINISHED, DIVERGED = "finished", "diverged"  # a record's status: trained to the end, or stopped on a non-finite value
 STATUSES = (FINISHED, DIVERGED)
 

@@ -21,7 +21,7 @@ from rich.table import Table
 from losszoo.evaluation.results import BINARY_PREFIX, MAP_AT_R, NMI, binary_key, recall_key
 from losszoo.evaluation.stats import ALPHA, CORRECTION, MIN_SEEDS, TEST, compare_to_best, estimate
 from losszoo.training.checkpoint import write_json, write_text
-from losszoo.training.records import RunRecord
+from losszoo.training.records import UNTRAINED, RunRecord
 
 MARK_METRIC = MAP_AT_R  # the metric the "indistinguishable from best" mark is computed on
 # A run is "not converged" when its validation metric rose by more than this between the first
@@ -83,7 +83,7 @@ def summarize(records: Sequence[RunRecord],
     rows = []
     for loss, runs in by_loss.items():
         row: dict[str, Any] = {"loss": loss, "seeds": len(runs), "diverged": diverged[loss]}
-        if loss == "untrained" and pretrained_floor(runs):
+        if loss == UNTRAINED and pretrained_floor(runs):
             row["label"] = PRETRAINED_FLOOR
         values = [run.metrics.scalars() for run in runs]
         for key in values[0] if values else ():
@@ -93,7 +93,7 @@ def summarize(records: Sequence[RunRecord],
         row["not_converged"] += curve_converged((tuning_curves or {}).get(loss, ())) is False
         rows.append(row)
     per_loss = {loss: {run.seed: run.metrics.value(MARK_METRIC) for run in runs}
-                for loss, runs in by_loss.items() if loss != "untrained" and runs}
+                for loss, runs in by_loss.items() if loss != UNTRAINED and runs}
     comparisons = compare_to_best(per_loss)
     tested = any(c.indistinguishable is not None for c in comparisons.values())
     for row in rows:
@@ -119,18 +119,18 @@ PRETRAINED_FLOOR = "before fine-tuning"
 def pretrained_floor(records: Sequence[RunRecord]) -> bool:
     """Whether the untrained-network records are of a backbone that loaded pretrained weights
     (their provenance says so; records written before it said nothing are taken as not)."""
-    return any((r.provenance or {}).get("pretrained") for r in records if r.loss == "untrained")
+    return any((r.provenance or {}).get("pretrained") for r in records if r.loss == UNTRAINED)
 
 
 def statistics_note(rows: Sequence[dict[str, Any]]) -> str:
     """The caption's account of the cells and the test: which test and correction, or why none."""
-    if all(row["seeds"] < MIN_SEEDS for row in rows if row["loss"] != "untrained"):
+    if all(row["seeds"] < MIN_SEEDS for row in rows if row["loss"] != UNTRAINED):
         return ("Cells: one run per loss (one seed: no std, no interval and no significance test, "
                 f"which needs >= {MIN_SEEDS} seeds per loss; rerun with --seeds 3 or more).")
     clipped = any(row.get(f"{key}_ci_clipped") for row in rows for key in list(row)
                   if not key.endswith("_ci_clipped"))
-    compared = sum(row.get("best") is not None for row in rows if row["loss"] != "untrained") - 1
-    untested = [row["loss"] for row in rows if row["loss"] != "untrained" and row.get("best") is None]
+    compared = sum(row.get("best") is not None for row in rows if row["loss"] != UNTRAINED) - 1
+    untested = [row["loss"] for row in rows if row["loss"] != UNTRAINED and row.get("best") is None]
     note = ("Cells: mean ± std over seeds [95 % Student-t CI"
             + (f"; {CLIPPED} = clipped to [0, 100]]" if clipped else "]") + "; ")
     if compared < 1:
@@ -150,7 +150,7 @@ def caption(records: Sequence[RunRecord], tuning: dict[str, Any] | None = None,
     computed when not given)."""
     from losszoo import __version__
 
-    trained = [r for r in records if r.loss != "untrained"] or list(records)
+    trained = [r for r in records if r.loss != UNTRAINED] or list(records)
     config = trained[0].config if trained else {}
     seeds = max((sum(1 for r in trained if r.loss == loss) for loss in {r.loss for r in trained}),
                 default=0)
