@@ -94,11 +94,11 @@ class EvaluationResult:
     def to_dict(self) -> dict[str, float | str]:
         """The flat dict of :func:`~losszoo.evaluation.evaluate` (binary ones prefixed), as a
         run's files hold it."""
-        flat: dict[str, float | str] = {recall_key(k): v for k, v in self.recall.items()}
-        flat.update({NMI: self.nmi, NMI_AVERAGE: self.nmi_average, MAP_AT_R: self.map_at_r,
-                     R_PRECISION: self.r_precision})
-        if self.binary is not None:
-            flat.update({binary_key(name): v for name, v in self.binary.scalars().items()})
+        flat: dict[str, float | str] = {}
+        for name, value in self.scalars().items():
+            flat[name] = value
+            if name == NMI:  # the normalisation NMI was computed with, beside it
+                flat[NMI_AVERAGE] = self.nmi_average
         return flat
 
     @classmethod
