@@ -36,11 +36,11 @@ OUTPUT = re.compile(r"^<!--\s*make_docs:\s*output")  # a printed block, not comm
 FENCE = re.compile(r"^(\s*)```")
 SHELL_VARIABLE = re.compile(r"\$\{?\w+\}?")
 
-# Appended to the commands that train: one batch of one epoch, on the CPU. A batch of 40 holds
-# the samples_per_class the shipped tuned preset sets for the losses the docs run (2, 5, 8);
-# 2 per class need 20 training classes, also after a tune holds 20 % of them out.
-_SMALL = ["--max-classes", "25", "--ks", "1", "--no-binary", "--device", "cpu"]
-_TRAIN = [*_SMALL, "--batch-size", "40", "--dim", "8", "--epochs", "1", "--warmup-epochs", "0",
+# Appended to the commands that train: one batch of one epoch, on the CPU. A batch of 80 holds
+# every samples_per_class the shipped Omniglot preset sets (2, 4, 5, 8, 10, 16; `--losses all`
+# runs them all); 2 per class need 40 training classes, also after a tune holds 20 % out.
+_SMALL = ["--max-classes", "50", "--ks", "1", "--no-binary", "--device", "cpu"]
+_TRAIN = [*_SMALL, "--batch-size", "80", "--dim", "8", "--epochs", "1", "--warmup-epochs", "0",
           "--batches-per-epoch", "1", "--no-progress", "--workers", "0"]
 TINY = {"train": _TRAIN, "compare": [*_TRAIN, "--seeds", "1"], "tune": [*_TRAIN, "--trials", "1"],
         "eval": [*_SMALL, "--figure-queries", "2", "--figure-k", "2"]}

@@ -468,14 +468,19 @@ def test_metric_names_are_the_metrics_an_evaluation_reports(binary):
     assert metric_names((1, 3), binary=binary) == list(metrics.scalars())
 
 
-def test_allow_untuned_takes_a_group(tmp_path, capsys, capture):
-    """The group modern has no tuned Omniglot values: ``--losses all`` is refused beside the
-    tuned paper group, and ``--allow-untuned modern`` marks exactly its losses."""
+def test_allow_untuned_takes_a_group(tmp_path, capsys, capture, loss_registry):
+    """A group the preset did not tune is refused beside its tuned losses, naming the losses
+    to allow, and ``--allow-untuned GROUP`` marks exactly that group's losses."""
     from losszoo.losses import select_losses
 
-    args = ["compare", "--losses", "all", "--seeds", "1", "-o", str(tmp_path), "--max-classes", "40",
-            "--batches-per-epoch", "1", "--epochs", "1", "--no-progress"]
+    for name in ("mycosine-a", "mycosine-b"):
+        @register_loss(name, sampler="class_balanced", group="mine")
+        class MyCosine(MetricLoss):
+            def forward(self, embeddings, labels):
+                return embeddings.pow(2).mean()
+
+    args = ["compare", "--losses", "normsoftmax,mine", "--seeds", "1", "-o", str(tmp_path), *TINY]
     assert main(args) == 2
-    assert "--allow-untuned " + ",".join(select_losses(["modern"])) in capsys.readouterr().err
-    assert main([*args, "--allow-untuned", "modern"]) == 0
-    assert capture["tuning"]["untuned"] == select_losses(["modern"])
+    assert "--allow-untuned mycosine-a,mycosine-b" in capsys.readouterr().err
+    assert main([*args, "--allow-untuned", "mine"]) == 0
+    assert capture["tuning"]["untuned"] == select_losses(["mine"]) == ["mycosine-a", "mycosine-b"]
