@@ -114,12 +114,19 @@ def test_lite0_features_are_pool5_without_dropout():
     torch.testing.assert_close(backbone(images), first)
 
 
-def test_the_draft_cub100_cpu_preset_is_a_valid_config():
-    from losszoo.cli.main import build_parser
-    from losszoo.cli.options import config_from_args
+def test_the_cub100_cpu_preset_is_its_tune_base_plus_a_tuned_table_for_each_paper_loss():
+    """The shipped preset holds the shared settings its tune started from
+    (benchmarks/presets/cub100-cpu.toml), unchanged, and tuned values for the eight losses."""
+    from losszoo.losses import select_losses
+    from losszoo.training.config import named_preset, read_toml
+    from losszoo.training.spec import load_comparison
 
-    preset = Path(__file__).parents[1] / "benchmarks" / "presets" / "cub100-cpu.toml"
-    args = build_parser().parse_args(["compare", "--config", str(preset)])
-    config, table = config_from_args(args)
+    base = read_toml(Path(__file__).parents[1] / "benchmarks" / "presets" / "cub100-cpu.toml")
+    shipped = read_toml(named_preset("cub100-cpu"))
+    assert {key: shipped[key] for key in base} == base
+    spec = load_comparison(command_line={"data_root": str(CUB100)}, preset="cub100-cpu")
+    config = spec.base
     assert (config.dataset, config.backbone, config.image_size) == ("cub200", "efficientnet_lite0", 128)
-    assert config.pretrained and config.total_epochs == 5 and table["seeds"] == 3
+    assert config.pretrained and config.total_epochs == 5 and spec.seeds == 3
+    assert sorted(entry.name for entry in spec.losses) == sorted(select_losses(["paper"]))
+    assert all(entry.provenance == "tuned" and "lr" in entry.settings for entry in spec.losses)
