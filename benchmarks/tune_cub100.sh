@@ -9,9 +9,10 @@
 # studies live in $OUT's SQLite storage), or with a larger TRIALS to extend them. One worker: on
 # 2 cores a trial's train step uses both.
 # Cost measured on 2 quiet cores (Intel Xeon guest, 2026-12-07): a trial that runs to the end
-# takes about 4 min (45 s an epoch at ~60 img/s, plus 4 validations of 686 photos), so a pass
-# of 2 trials per loss about an hour; from the third trial on, the median pruner may stop a
-# trial after epoch 3 of 5.
+# takes 3 to 3.5 min (45 s an epoch at ~60 img/s, plus 4 validations of 686 photos), one the
+# median pruner stops after epoch 3 of 5 (from the third trial on) 1.5 to 2 min: the first pass
+# about 55 min, later ones about 30, about 2 hours for TRIALS=6. Its best.toml became the
+# shipped preset losszoo/training/presets/cub100-cpu.toml (docs/compare-cub.md).
 set -euo pipefail
 OUT=${1:-runs/tune-cub100}
 TRIALS=${TRIALS:-6}
