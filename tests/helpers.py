@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -59,3 +64,19 @@ def assert_matches_reference_with_weights(
     torch.testing.assert_close(grad_ours, grad_theirs, rtol=rtol, atol=atol)
     weights_grad = theirs_weights.grad.T if transposed else theirs_weights.grad
     torch.testing.assert_close(ours.proxies.weight.grad, weights_grad, rtol=rtol, atol=atol)
+
+
+def cli_process(*args: str) -> subprocess.Popen:
+    """``losszoo ARGS`` in a subprocess of one thread, its stderr kept for the failure message."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "losszoo.cli.main", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_for_file(proc: subprocess.Popen, path: Path, timeout: float = 300) -> None:
+    """Until ``path`` exists: fails with the process's stderr if it exits first, or on timeout."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)

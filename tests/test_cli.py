@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 import urllib.error
 from pathlib import Path
 
 import pytest
 import torch
 
+from helpers import cli_process, wait_for_file
 from losszoo.cli.main import main
 from losszoo.training.trainer import CHECKPOINT, RESULT
 
@@ -82,24 +79,14 @@ def test_compare_refuses_to_mix_settings_in_one_folder(tmp_path, capsys):
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
-def _cli_process(*args: str) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "losszoo.cli.main", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
 @pytest.mark.slow
 def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, one_thread):
     train_args = ["train", "--loss", "normsoftmax", "--epochs", "3", "--batches-per-epoch", "30",
                   "--no-binary", *TINY]
     whole, broken = tmp_path / "whole", tmp_path / "broken"
 
-    proc = _cli_process(*train_args, "--output", str(broken))
-    deadline = time.monotonic() + 300
-    while not (broken / CHECKPOINT).exists():
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    proc = cli_process(*train_args, "--output", str(broken))
+    wait_for_file(proc, broken / CHECKPOINT)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (broken / RESULT).exists(), "the run finished before it could be killed"

@@ -6,14 +6,12 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
+from helpers import cli_process, wait_for_file
 from losszoo.cli.main import main
 from losszoo.training.config import build_config
 from losszoo.training.logs import HISTORY, STEP_LOG, RunLog
@@ -66,14 +64,8 @@ def test_kill_9_then_resume_logs_every_step_once(tmp_path, one_thread):
     args = ["train", "--loss", "normsoftmax", "--epochs", "3", "--batches-per-epoch", "30",
             "--no-binary", *TINY]
     whole, broken = tmp_path / "whole", tmp_path / "broken"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "losszoo.cli.main", *args, "--output", str(broken)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
-    while not (broken / CHECKPOINT).exists():  # killed during the second epoch at the latest
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    proc = cli_process(*args, "--output", str(broken))
+    wait_for_file(proc, broken / CHECKPOINT)  # killed during the second epoch at the latest
     time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
-import time
 
 import optuna
 import pytest
 
+from helpers import cli_process, wait_for_file
 import losszoo.training.plan as plan_module
 from losszoo.cli.main import main
 from losszoo.hyperparams import LogUniform
@@ -265,16 +262,10 @@ def test_no_warning_for_a_declared_space_and_enough_validation_classes():
 
 
 def test_sigterm_fails_the_running_trial_so_that_the_rerun_runs_it_again(tmp_path):
-    args = ["tune", "--losses", "normsoftmax", "--trials", "1", "--output", str(tmp_path),
-            *TINY_ARGS[:-6], "--epochs", "2", "--batches-per-epoch", "100000", "--no-progress", "--no-binary"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "losszoo", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while not (tmp_path / "normsoftmax" / "trial0").exists():  # the trial has begun to train
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    # The last --epochs and --batches-per-epoch win: a trial far too long to finish.
+    proc = cli_process("tune", "--losses", "normsoftmax", "--trials", "1", "--output", str(tmp_path),
+                       *TINY_ARGS, "--epochs", "2", "--batches-per-epoch", "100000")
+    wait_for_file(proc, tmp_path / "normsoftmax" / "trial0", timeout=120)  # the trial has begun
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 130
     assert "rerun the same command" in proc.stderr.read().decode()
