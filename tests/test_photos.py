@@ -115,15 +115,18 @@ def test_lite0_features_are_pool5_without_dropout():
 
 
 def test_the_cub100_cpu_preset_is_its_tune_base_plus_a_tuned_table_for_each_paper_loss():
-    """The shipped preset holds the shared settings its tune started from
-    (benchmarks/presets/cub100-cpu.toml), unchanged, and tuned values for the eight losses."""
+    """``losszoo tune --preset cub100-cpu`` starts from the preset's shared settings (the
+    comparison's, less each loss's tuned ones), and the preset tunes the eight losses."""
+    from losszoo.cli.main import build_parser
+    from losszoo.cli.tune import tune_settings
     from losszoo.losses import select_losses
-    from losszoo.training.config import named_preset, read_toml
     from losszoo.training.spec import load_comparison
 
-    base = read_toml(Path(__file__).parents[1] / "benchmarks" / "presets" / "cub100-cpu.toml")
-    shipped = read_toml(named_preset("cub100-cpu"))
-    assert {key: shipped[key] for key in base} == base
+    args = build_parser().parse_args(["tune", "--preset", "cub100-cpu", "--data-root", str(CUB100)])
+    tune_base, tuned_losses = tune_settings(args)
+    untuned = load_comparison(command_line={"data_root": str(CUB100)}, preset="cub100-cpu", untuned=True)
+    assert tune_base == untuned.base.replace(protocol="tune")
+    assert tuned_losses == select_losses(["paper"])
     spec = load_comparison(command_line={"data_root": str(CUB100)}, preset="cub100-cpu")
     config = spec.base
     assert (config.dataset, config.backbone, config.image_size) == ("cub200", "efficientnet_lite0", 128)

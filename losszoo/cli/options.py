@@ -119,9 +119,13 @@ def command_line_settings(args: argparse.Namespace) -> dict[str, Any]:
     return settings
 
 
-def config_from_args(args: argparse.Namespace, **overrides: Any) -> tuple[TrainConfig, dict[str, Any]]:
-    """The run config and the raw TOML table (for command-specific keys such as ``losses``)."""
-    table = read_toml(args.config) if args.config else {}
+def config_from_args(args: argparse.Namespace, *, base: dict[str, Any] | None = None,
+                     **overrides: Any) -> tuple[TrainConfig, dict[str, Any]]:
+    """The run config and the raw TOML table (for command-specific keys such as ``losses``).
+
+    ``base``: settings below the config file (a preset's shared settings), the table's keys too.
+    """
+    table = {**(base or {}), **(read_toml(args.config) if args.config else {})}
     settings = declarations()
     # The loss options of a file go to the loss it trains (file_loss_tables); a miner's arguments are one table.
     file_settings = {k: v for k, v in table.items()

@@ -331,6 +331,12 @@ def named_preset(name: str) -> Path:
     return PRESET_FOLDER / f"{name}.toml"
 
 
+def preset_settings(name: str) -> dict[str, Any]:
+    """The shipped preset ``name``'s shared settings: its top-level keys, without its per-loss
+    tables. ``losszoo tune --preset NAME`` tunes every loss from them."""
+    return {key: value for key, value in read_toml(named_preset(name)).items() if not isinstance(value, dict)}
+
+
 def build_config(*layers: dict[str, Any]) -> TrainConfig:
     """Merge settings: the paper's defaults, then the dataset's preset, then each layer in turn
     (e.g. a TOML file, then the command line); ``None`` values in a layer are ignored."""
