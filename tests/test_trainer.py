@@ -19,6 +19,7 @@ from rich.progress import Progress
 from torch.utils.data import TensorDataset
 
 from losszoo import runtime
+from losszoo.errors import ConfigError
 from losszoo.models import create_model
 from losszoo.training.checkpoint import load_checkpoint
 from losszoo.training.config import TrainConfig
@@ -135,6 +136,29 @@ def test_embeddings_are_extracted_in_eval_mode():
 
 
 @pytest.mark.slow
+def test_frozen_batchnorm_statistics_stay_as_loaded_while_everything_else_trains(tmp_path):
+    """``freeze_bn_stats``: after the warm-up the backbone's BatchNorm running statistics (and
+    batch count) are still the loaded file's, its weights, BatchNorm scale and shift included,
+    train; without it the statistics move. Refused without loaded weights."""
+    torch.manual_seed(0)
+    loaded = create_model("convnet4", 8, pretrained=False).backbone.state_dict()
+    path = tmp_path / "convnet4.pt"
+    torch.save(loaded, path)
+    statistics = [k for k in loaded if k.rsplit(".", 1)[1] in ("running_mean", "running_var", "num_batches_tracked")]
+    for freeze in (True, False):
+        run = build_run(plan_run(tiny(weights=str(path), pretrained=True, freeze_bn_stats=freeze, lr=0.1)))
+        for epoch in range(2):  # the warm-up, then one epoch that trains the backbone
+            run_epoch(run, epoch)
+        after = run.model.backbone.state_dict()
+        moved = {k for k, v in loaded.items() if not torch.equal(after[k], v)}
+        scales = {f"{name}.weight" for name, module in run.model.backbone.named_modules()
+                  if isinstance(module, torch.nn.BatchNorm2d)}
+        assert scales <= moved, "BatchNorm's scale did not train"
+        assert not moved & set(statistics) if freeze else set(statistics) <= moved
+    with pytest.raises(ConfigError, match="freeze-bn-stats"):
+        tiny(freeze_bn_stats=True)
+
+
 def test_training_with_two_workers(tmp_path):
     result = train(tiny(workers=2), tmp_path, progress=False)
     assert (tmp_path / "result.json").exists() and 0.0 <= result.metrics.recall[1] <= 1.0

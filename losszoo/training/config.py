@@ -134,6 +134,12 @@ class TrainConfig:
                                   **_TRAINING)
     epochs: int = setting(30, _COUNT, "--epochs", "epochs after the warm-up", **_TRAINING)
     warmup_epochs: int = setting(1, _INDEX, "--warmup-epochs", **_TRAINING)
+    # The loaded BatchNorm statistics, not re-estimated on the new photos: for some ImageNet
+    # weights (EfficientNet-Lite0's) re-estimating them alone ruins the features (docs/compare-cub.md).
+    freeze_bn_stats: bool = setting(False, _SWITCH, "--freeze-bn-stats", const=True, show_default=False,
+                                    hashed_if="freeze_bn_stats", **_TRAINING,
+                                    help="keep the pretrained backbone's BatchNorm statistics while fine-tuning "
+                                    "(its BatchNorm layers stay in eval mode; their scale and shift still train)")
     lr: float = setting(0.01, _RATE, "--lr", "base learning rate", tuned=True, **_TRAINING)
     momentum: float = setting(0.9, _NONNEGATIVE, "--momentum", **_TRAINING)
     weight_decay: float = setting(1e-4, _NONNEGATIVE, "--weight-decay", **_TRAINING)
@@ -194,6 +200,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in (*SETTINGS, *_TUPLES):
             object.__setattr__(self, name, _coerce_setting(name, getattr(self, name)))
+        if self.freeze_bn_stats and not (self.pretrained or self.weights):
+            raise ConfigError("--freeze-bn-stats keeps the statistics of loaded weights: it needs a pretrained "
+                              "backbone (drop --no-pretrained, or give --weights FILE)")
         if self.batch_size % self.samples_per_class:
             raise ConfigError(
                 f"batch_size {self.batch_size} must be a multiple of samples_per_class "

@@ -169,13 +169,17 @@ def param_groups(model: nn.Module, loss: nn.Module, config: TrainConfig,
 
 def _set_warmup(run: Run, warm: bool) -> None:
     """During warm-up only new parameters train; the pretrained backbone (and its BatchNorm
-    statistics) stays as it is."""
+    statistics) stays as it is. With ``freeze_bn_stats`` its BatchNorm statistics stay after it too."""
     for p in run.model.pretrained_parameters():
         p.requires_grad_(not warm)
     run.model.train()
     run.loss.train()
     if warm:
         run.model.backbone.eval()
+    elif run.config.freeze_bn_stats:
+        for module in run.model.backbone.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
     run.forward_model = run.strategy.forward_model(run.model, warm, run.forward_model)
 
 
