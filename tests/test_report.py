@@ -149,3 +149,15 @@ def test_figures_say_what_they_show_and_keep_the_floor_apart():
     floor = look["untrained"]
     assert floor.color == "black" and floor.zorder > max(s.zorder for n, s in look.items() if n != "untrained")
     assert all(s.color != "black" for n, s in look.items() if n != "untrained")
+
+
+@pytest.mark.parametrize("best", [0.27, 0.40])
+def test_the_caption_warns_when_no_loss_clearly_beats_the_floor(tmp_path, best):
+    """Every trained mean MAP@R within the floor row's 95 % CI (or below it): the caption says
+    training did not clearly improve on the starting network; one clearly above: no warning."""
+    floor = [_record("untrained", s, v, provenance={"pretrained": True}) for s, v in enumerate([0.25, 0.26, 0.27])]
+    trained = [_record("a", s, v) for s, v in enumerate([best - 0.01, best, best + 0.01])]
+    trained += [_record("b", s, v) for s, v in enumerate([0.20, 0.23, 0.21])]
+    text = caption(trained + floor)
+    warned = "WARNING: no loss's mean MAP@R is above the 'before fine-tuning' row (its 95 % CI)" in text
+    assert warned is (best < 0.30)

@@ -122,6 +122,22 @@ def pretrained_floor(records: Sequence[RunRecord]) -> bool:
     return any((r.provenance or {}).get("pretrained") for r in records if r.loss == UNTRAINED)
 
 
+def floor_note(rows: Sequence[dict[str, Any]]) -> str:
+    """A warning for a table in which no loss clearly beats its floor row: every trained mean on
+    MARK_METRIC at or below the floor's (its 95 % CI's upper end, with 2 seeds or more)."""
+    floor = next((row for row in rows if row["loss"] == UNTRAINED), None)
+    trained = [row[MARK_METRIC] for row in rows if row["loss"] != UNTRAINED and row.get(MARK_METRIC) is not None]
+    if floor is None or floor.get(MARK_METRIC) is None or not trained:
+        return ""
+    bar = floor.get(f"{MARK_METRIC}_ci_high")
+    bar = floor[MARK_METRIC] if bar is None else bar
+    if max(trained) > bar:
+        return ""
+    return (f"WARNING: no loss's mean {metric_label(MARK_METRIC)} is above the '{floor.get('label', UNTRAINED)}' row"
+            f"{' (its 95 % CI)' if floor.get(f'{MARK_METRIC}_ci_high') is not None else ''}: training did not "
+            "clearly improve on the network it started from (for a pretrained backbone, see --freeze-bn-stats). ")
+
+
 def statistics_note(rows: Sequence[dict[str, Any]]) -> str:
     """The caption's account of the cells and the test: which test and correction, or why none."""
     if all(row["seeds"] < MIN_SEEDS for row in rows if row["loss"] != UNTRAINED):
@@ -150,6 +166,7 @@ def caption(records: Sequence[RunRecord], tuning: dict[str, Any] | None = None,
     computed when not given)."""
     from losszoo import __version__
 
+    rows = summarize(records) if rows is None else rows
     trained = [r for r in records if r.loss != UNTRAINED] or list(records)
     config = trained[0].config if trained else {}
     seeds = max((sum(1 for r in trained if r.loss == loss) for loss in {r.loss for r in trained}),
@@ -185,8 +202,8 @@ def caption(records: Sequence[RunRecord], tuning: dict[str, Any] | None = None,
             f"{seeds} seed(s){seed_text}, protocol {config.get('protocol')}, dataset {config.get('dataset')}"
             f"{' (first ' + str(config['max_classes']) + ' classes)' if config.get('max_classes') else ''}"
             f"{sizes}, backbone {config.get('backbone')}, dim {config.get('dim')}, losszoo {__version__}. "
-            f"{floor}"
-            f"{statistics_note(summarize(records) if rows is None else rows)} "
+            f"{floor}{floor_note(rows)}"
+            f"{statistics_note(rows)} "
             f"(nc) = runs not converged (validation {metric_label(CONVERGENCE_METRIC)} "
             f"rose > {100 * CONVERGENCE_THRESHOLD:g} points over the last {CONVERGENCE_WINDOW} evaluations"
             f"{'; for protocol final runs, the best tuning trial of the same schedule' if tuning and tuning.get('curves') else ''})."
