@@ -133,9 +133,11 @@ def floor_note(rows: Sequence[dict[str, Any]]) -> str:
     bar = floor[MARK_METRIC] if bar is None else bar
     if max(trained) > bar:
         return ""
+    pretrained = floor.get("label") == PRETRAINED_FLOOR
     return (f"WARNING: no loss's mean {metric_label(MARK_METRIC)} is above the '{floor.get('label', UNTRAINED)}' row"
             f"{' (its 95 % CI)' if floor.get(f'{MARK_METRIC}_ci_high') is not None else ''}: training did not "
-            "clearly improve on the network it started from (for a pretrained backbone, see --freeze-bn-stats). ")
+            "clearly improve on the network it started from"
+            f"{' (check the learning rate and --freeze-bn-stats)' if pretrained else ' (check the learning rate)'}. ")
 
 
 def statistics_note(rows: Sequence[dict[str, Any]]) -> str:
