@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from losszoo.errors import ConfigError
-from losszoo.training.config import (TrainConfig, build_config, named_preset, read_toml, toml_string, toml_value,
-                                     tuned_preset)
+from losszoo.training.config import (TrainConfig, build_config, named_preset, preset_settings, read_toml, toml_string,
+                                     toml_value, tuned_preset)
 
 if TYPE_CHECKING:  # importing the records would import torch
     from losszoo.training.records import RunRecord
@@ -140,7 +140,7 @@ def load_comparison(
                               "(its [tuning] table): give one of them")
         path, plain = named_preset(preset), file_table
         if untuned:  # its shared settings, none of its per-loss tables
-            source, shared = {}, read_toml(path)
+            source, shared = {}, preset_settings(preset)
         else:
             source, source_path = read_toml(path), path
     elif "tuning" in file_table:
